@@ -1,0 +1,20 @@
+"""eqxppo: a typed, functional PPO on Equinox (ARLBench's PPO, compiled once, vmappable)."""
+
+from . import configspaces as configspaces
+from . import envs as envs
+from . import networks as networks
+from . import ppo as ppo
+from .configspaces import NetworkConfig as NetworkConfig
+from .configspaces import PPOConfig as PPOConfig
+from .configspaces import PPOHyperparams as PPOHyperparams
+from .envs import make_env as make_env
+from .ppo import PPO as PPO
+from .ppo import PPOMetrics as PPOMetrics
+from .ppo import PPORunnerState as PPORunnerState
+from .ppo import PPOState as PPOState
+from .ppo import PPOTrainingResult as PPOTrainingResult
+from .ppo import PPOTrainState as PPOTrainState
+from .ppo import Transition as Transition
+
+
+__version__ = "0.1.0"

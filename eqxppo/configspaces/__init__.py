@@ -1,0 +1,16 @@
+"""ConfigSpace search spaces for PPO (HPO and NAS) and their conversion to typed config."""
+
+from ._config import ACTIVATIONS as ACTIVATIONS
+from ._config import HPO_KEYS as HPO_KEYS
+from ._config import NAS_KEYS as NAS_KEYS
+from ._config import Activation as Activation
+from ._config import NetworkConfig as NetworkConfig
+from ._config import PPOConfig as PPOConfig
+from ._config import PPOHyperparams as PPOHyperparams
+from ._config import hpo_config_to_dict as hpo_config_to_dict
+from ._config import parse_hpo_config as parse_hpo_config
+from ._config import parse_nas_config as parse_nas_config
+from ._hpo import get_default_hpo_config as get_default_hpo_config
+from ._hpo import get_hpo_config_space as get_hpo_config_space
+from ._nas import get_default_nas_config as get_default_nas_config
+from ._nas import get_nas_config_space as get_nas_config_space

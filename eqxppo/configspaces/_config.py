@@ -1,0 +1,243 @@
+"""Typed PPO configuration: static structure apart from traced continuous values.
+
+A `ConfigSpace.Configuration` or a plain mapping becomes two objects (DESIGN decision 1):
+
+- `PPOConfig`: every value that fixes array shapes or program structure. All fields are
+  static, so two configs with equal fields hit the same compiled program.
+- `PPOHyperparams`: every continuous coefficient as a float32 array leaf. New values never
+  recompile, and a stack of them (leading member axis) trains under one `vmap`.
+"""
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ._hpo import get_default_hpo_config
+from ._nas import get_default_nas_config
+
+
+Activation = Literal["tanh", "relu"]
+ACTIVATIONS: tuple[Activation, ...] = ("tanh", "relu")
+
+
+def _as_float32(x: Any) -> Array:
+    return jnp.asarray(x, dtype=jnp.float32)
+
+
+class PPOConfig(eqx.Module):
+    """The static structure of a PPO run; a change compiles a new program.
+
+    `minibatch_size` is the requested size. The batch of one update is
+    `n_envs * n_steps` transitions; `effective_minibatch_size` clamps the request to
+    it, and each epoch reshuffles the batch and trains on `n_minibatches` full
+    minibatches, dropping the `batch % minibatch` transitions left over (a different
+    remainder every epoch, so none is systematically ignored).
+    """
+
+    n_steps: int = eqx.field(static=True)
+    minibatch_size: int = eqx.field(static=True)
+    update_epochs: int = eqx.field(static=True)
+    normalize_advantage: bool = eqx.field(static=True)
+    normalize_observations: bool = eqx.field(static=True)
+
+    def __check_init__(self):
+        for name in ("n_steps", "minibatch_size", "update_epochs"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"PPO hyperparameter `{name}` must be >= 1, got {value!r}.")
+
+    def batch_size(self, n_envs: int) -> int:
+        """Transitions collected per update: `n_envs * n_steps`."""
+        return n_envs * self.n_steps
+
+    def effective_minibatch_size(self, n_envs: int) -> int:
+        """`minibatch_size` clamped to the batch."""
+        return min(self.minibatch_size, self.batch_size(n_envs))
+
+    def n_minibatches(self, n_envs: int) -> int:
+        """Full minibatches per epoch; the remainder of the shuffled batch is dropped."""
+        return self.batch_size(n_envs) // self.effective_minibatch_size(n_envs)
+
+
+# (lower, upper, lower inclusive, upper inclusive) for each continuous hyperparameter.
+_FLOAT_RULES: dict[str, tuple[float, float, bool, bool]] = {
+    "learning_rate": (0.0, math.inf, False, False),
+    "gamma": (0.0, 1.0, True, True),
+    "gae_lambda": (0.0, 1.0, True, True),
+    "clip_eps": (0.0, math.inf, True, False),
+    "vf_clip_eps": (0.0, math.inf, True, False),
+    "ent_coef": (0.0, math.inf, True, False),
+    "vf_coef": (0.0, math.inf, True, False),
+    "max_grad_norm": (0.0, math.inf, True, False),
+}
+
+
+def _describe_rule(lo: float, hi: float, lo_in: bool, hi_in: bool) -> str:
+    if math.isinf(hi):
+        return f"{'>=' if lo_in else '>'} {lo:g} and finite"
+    return f"in {'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+
+
+def _check_float_range(name: str, value: np.ndarray) -> None:
+    lo, hi, lo_in, hi_in = _FLOAT_RULES[name]
+    ok = np.isfinite(value) & ((value >= lo) if lo_in else (value > lo))
+    ok &= (value <= hi) if hi_in else (value < hi)
+    if not np.all(ok):
+        bad = value if value.ndim == 0 else value[~ok]
+        raise ValueError(
+            f"PPO hyperparameter `{name}` must be {_describe_rule(lo, hi, lo_in, hi_in)}, "
+            f"got {bad.tolist()!r}."
+        )
+
+
+class PPOHyperparams(eqx.Module):
+    """The continuous PPO hyperparameters as float32 arrays: traced, vmappable, checkpointed.
+
+    Each field is a scalar for one agent, or carries a leading member axis in a population
+    (build members one by one, then stack with `jax.tree.map`). `max_grad_norm = 0`
+    disables gradient clipping; `clip_eps = 0` and `vf_clip_eps = 0` are valid.
+    """
+
+    learning_rate: Float[Array, "*member"] = eqx.field(converter=_as_float32)
+    gamma: Float[Array, "*member"] = eqx.field(converter=_as_float32)
+    gae_lambda: Float[Array, "*member"] = eqx.field(converter=_as_float32)
+    clip_eps: Float[Array, "*member"] = eqx.field(converter=_as_float32)
+    vf_clip_eps: Float[Array, "*member"] = eqx.field(converter=_as_float32)
+    ent_coef: Float[Array, "*member"] = eqx.field(converter=_as_float32)
+    vf_coef: Float[Array, "*member"] = eqx.field(converter=_as_float32)
+    max_grad_norm: Float[Array, "*member"] = eqx.field(converter=_as_float32)
+
+    def __check_init__(self):
+        for name in _FLOAT_RULES:
+            value = getattr(self, name)
+            if isinstance(value, jax.core.Tracer):
+                continue  # values are checked where they are concrete
+            _check_float_range(name, np.asarray(value))
+
+
+class NetworkConfig(eqx.Module):
+    """The actor-critic architecture (NAS config plus `cnn_policy`); all static."""
+
+    activation: Activation = eqx.field(static=True)
+    hidden_size: int = eqx.field(static=True)
+    cnn_policy: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"NAS hyperparameter `activation` must be one of {list(ACTIVATIONS)}, "
+                f"got {self.activation!r}."
+            )
+        if self.hidden_size < 1:
+            raise ValueError(
+                f"NAS hyperparameter `hidden_size` must be >= 1, got {self.hidden_size!r}."
+            )
+
+
+_INT_KEYS = ("n_steps", "minibatch_size", "update_epochs")
+_BOOL_KEYS = ("normalize_advantage", "normalize_observations")
+HPO_KEYS: tuple[str, ...] = (*_INT_KEYS, *_BOOL_KEYS, *_FLOAT_RULES)
+NAS_KEYS: tuple[str, ...] = ("activation", "hidden_size")
+
+
+def _merged(config: Mapping[str, Any], defaults: Mapping[str, Any], kind: str) -> dict:
+    if not isinstance(config, Mapping):
+        raise TypeError(
+            f"A {kind} config must be a ConfigSpace Configuration or a mapping, "
+            f"got {type(config).__name__}."
+        )
+    unknown = sorted(set(config) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"Unknown {kind} hyperparameter(s) {unknown}; valid names are {sorted(defaults)}."
+        )
+    return {**dict(defaults), **dict(config)}
+
+
+def _to_int(name: str, value: Any) -> int:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise TypeError(
+            f"PPO hyperparameter `{name}` must be an integer, "
+            f"got {value!r} ({type(value).__name__})."
+        )
+    return int(value)
+
+
+def _to_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(
+            f"PPO hyperparameter `{name}` must be a bool, got {value!r} ({type(value).__name__})."
+        )
+    return bool(value)
+
+
+def _to_float(name: str, value: Any) -> float:
+    if isinstance(value, bool | np.bool_) or not isinstance(
+        value, int | float | np.integer | np.floating
+    ):
+        raise TypeError(
+            f"PPO hyperparameter `{name}` must be a real number, "
+            f"got {value!r} ({type(value).__name__})."
+        )
+    return float(value)
+
+
+def parse_hpo_config(config: Mapping[str, Any]) -> tuple[PPOConfig, PPOHyperparams]:
+    """Validate a PPO hyperparameter config and split it into static and traced parts.
+
+    **Arguments:**
+
+    - `config`: a `Configuration` of `get_hpo_config_space()` or any mapping with a subset
+      of its 13 names; missing names take ARLBench's defaults. A mapping may use any value
+      that makes sense, inside the search space or not (`n_steps=100` is fine).
+
+    **Returns:**
+
+    `(PPOConfig, PPOHyperparams)`.
+
+    **Raises:**
+
+    `ValueError` for an unknown name or a value that makes no sense (`learning_rate <= 0`,
+    `gamma > 1`, `n_steps < 1`, ...); `TypeError` for a value of the wrong type. The
+    message names the key, the value and what is allowed.
+    """
+    values = _merged(config, get_default_hpo_config(), "PPO")
+    static = PPOConfig(
+        **{k: _to_int(k, values[k]) for k in _INT_KEYS},
+        **{k: _to_bool(k, values[k]) for k in _BOOL_KEYS},
+    )
+    floats = {k: _to_float(k, values[k]) for k in _FLOAT_RULES}
+    for name, value in floats.items():
+        _check_float_range(name, np.asarray(value, dtype=np.float64))
+    return static, PPOHyperparams(**floats)
+
+
+def parse_nas_config(config: Mapping[str, Any] | None, cnn_policy: bool = False) -> NetworkConfig:
+    """Validate an architecture config (`activation`, `hidden_size`) into a `NetworkConfig`.
+
+    `None` means ARLBench's default (tanh, 64). Unknown names, an unknown activation or a
+    `hidden_size` below 1 raise `ValueError`; a non-integer `hidden_size` raises `TypeError`.
+    """
+    values = _merged({} if config is None else config, get_default_nas_config(), "NAS")
+    activation = values["activation"]
+    if not isinstance(activation, str):
+        raise TypeError(f"NAS hyperparameter `activation` must be a string, got {activation!r}.")
+    hidden_size = values["hidden_size"]
+    if isinstance(hidden_size, bool | np.bool_) or not isinstance(hidden_size, int | np.integer):
+        raise TypeError(
+            f"NAS hyperparameter `hidden_size` must be an integer, got {hidden_size!r}."
+        )
+    return NetworkConfig(activation, int(hidden_size), bool(cnn_policy))  # pyright: ignore[reportArgumentType]
+
+
+def hpo_config_to_dict(config: PPOConfig, hparams: PPOHyperparams) -> dict[str, Any]:
+    """The inverse of `parse_hpo_config` for one agent: plain Python values by name."""
+    out: dict[str, Any] = {k: getattr(config, k) for k in (*_INT_KEYS, *_BOOL_KEYS)}
+    out.update({k: float(getattr(hparams, k)) for k in _FLOAT_RULES})
+    return out

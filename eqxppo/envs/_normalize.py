@@ -1,0 +1,48 @@
+"""Running mean/variance observation normalisation, kept in the runner state."""
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+
+class NormalizerState(eqx.Module):
+    """Running statistics of observations (Chan et al.'s parallel update, float32).
+
+    A fresh state (count 0, mean 0, variance 1) normalises as the identity.
+    """
+
+    mean: Float[Array, "*obs_shape"]
+    var: Float[Array, "*obs_shape"]
+    count: Float[Array, ""]
+
+
+def init_normalizer(obs_shape: tuple[int, ...]) -> NormalizerState:
+    """Statistics for observations of `obs_shape` that have seen no data."""
+    return NormalizerState(
+        mean=jnp.zeros(obs_shape, jnp.float32),
+        var=jnp.ones(obs_shape, jnp.float32),
+        count=jnp.zeros((), jnp.float32),
+    )
+
+
+def update_normalizer(
+    state: NormalizerState, batch: Float[Array, "*batch_and_obs_shape"]
+) -> NormalizerState:
+    """Fold a batch of observations (any leading axes) into the statistics."""
+    n_obs_axes = state.mean.ndim
+    flat = batch.reshape(-1, *batch.shape[batch.ndim - n_obs_axes :])
+    n = jnp.asarray(flat.shape[0], jnp.float32)
+    batch_mean = flat.mean(axis=0)
+    batch_var = flat.var(axis=0)
+    total = state.count + n
+    delta = batch_mean - state.mean
+    mean = state.mean + delta * (n / total)
+    m2 = state.var * state.count + batch_var * n + delta**2 * state.count * n / total
+    return NormalizerState(mean=mean, var=m2 / total, count=total)
+
+
+def normalize(
+    state: NormalizerState, obs: Float[Array, "*batch_and_obs_shape"]
+) -> Float[Array, "*batch_and_obs_shape"]:
+    """`(obs - mean) / std`, with the standard deviation floored at 1e-6 (as ARLBench)."""
+    return (obs - state.mean) / jnp.maximum(jnp.sqrt(state.var), 1e-6)

@@ -1,0 +1,13 @@
+"""Equinox actor-critic networks and action distributions."""
+
+from ._actor_critic import ACTIVATION_FNS as ACTIVATION_FNS
+from ._actor_critic import AbstractActorCritic as AbstractActorCritic
+from ._cnn import CNNActorCritic as CNNActorCritic
+from ._distributions import AbstractDistribution as AbstractDistribution
+from ._distributions import Categorical as Categorical
+from ._distributions import DiagGaussian as DiagGaussian
+from ._init import init_layer as init_layer
+from ._init import init_mlp as init_mlp
+from ._init import orthogonal as orthogonal
+from ._make import make_network as make_network
+from ._mlp import MLPActorCritic as MLPActorCritic

@@ -1,0 +1,32 @@
+"""The actor-critic interface PPO trains, and the activation functions NAS can choose."""
+
+import abc
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+from jaxtyping import Array, Float, Scalar
+
+from ..configspaces import Activation
+from ._distributions import AbstractDistribution
+
+
+ACTIVATION_FNS: dict[Activation, Callable[[Array], Array]] = {
+    "tanh": jax.nn.tanh,
+    "relu": jax.nn.relu,
+}
+
+
+class AbstractActorCritic(eqx.Module):
+    """Policy and value of one observation; `vmap` for batches."""
+
+    @abc.abstractmethod
+    def policy(self, obs: Float[Array, "*obs_shape"]) -> AbstractDistribution:
+        """The action distribution at `obs`."""
+
+    @abc.abstractmethod
+    def value(self, obs: Float[Array, "*obs_shape"]) -> Scalar:
+        """The state value at `obs`."""
+
+    def __call__(self, obs: Float[Array, "*obs_shape"]) -> tuple[AbstractDistribution, Scalar]:
+        return self.policy(obs), self.value(obs)

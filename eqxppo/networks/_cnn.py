@@ -1,0 +1,101 @@
+"""The NatureCNN actor-critic for image observations (channels-last, as gymnax gives them)."""
+
+import math
+from collections.abc import Callable
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Float, PRNGKeyArray, Scalar
+
+from ._actor_critic import AbstractActorCritic
+from ._distributions import AbstractDistribution, Categorical, DiagGaussian
+from ._init import init_layer
+
+
+# (out_channels, kernel, stride) of the NatureCNN trunk (Mnih et al. 2015).
+_NATURE_LAYERS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+# Smallest side for which the trunk fits with VALID padding.
+_MIN_VALID_SIDE = 36
+
+
+def _out_side(side: int, kernel: int, stride: int, padding: str) -> int:
+    if padding == "SAME":
+        return -(-side // stride)
+    return (side - kernel) // stride + 1
+
+
+class CNNActorCritic(AbstractActorCritic):
+    """ARLBench's `CNNActorCritic` (NatureCNN trunk, linear heads) in Equinox.
+
+    Trunk: three convolutions (32x8x8/4, 64x4x4/2, 64x3x3/1) and a dense layer of
+    `hidden_size`, all with gain sqrt(2); shared by the policy head (gain 0.01) and the
+    value head (gain 1.0). Images of at least 36x36 use VALID padding, as NatureCNN does;
+    smaller images (MinAtar's 10x10) use SAME padding so every layer keeps a positive size.
+    Observations are not rescaled (ARLBench divides by 255; gymnax images are 0/1).
+    """
+
+    convs: tuple[eqx.nn.Conv2d, ...]
+    dense: eqx.nn.Linear
+    actor_head: eqx.nn.Linear
+    critic_head: eqx.nn.Linear
+    log_std: Float[Array, " action_dim"] | None
+    activation: Callable[[Array], Array] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        obs_shape: tuple[int, int, int],
+        action_dim: int,
+        discrete: bool,
+        hidden_size: int,
+        activation: Callable[[Array], Array],
+        *,
+        key: PRNGKeyArray,
+    ):
+        height, width, channels = obs_shape
+        padding = "VALID" if min(height, width) >= _MIN_VALID_SIDE else "SAME"
+        keys = iter(jr.split(key, 2 * len(_NATURE_LAYERS) + 6))
+        convs = []
+        for out_channels, kernel, stride in _NATURE_LAYERS:
+            conv = eqx.nn.Conv2d(
+                channels, out_channels, kernel, stride, padding=padding, key=next(keys)
+            )
+            convs.append(init_layer(conv, math.sqrt(2.0), key=next(keys)))
+            height = _out_side(height, kernel, stride, padding)
+            width = _out_side(width, kernel, stride, padding)
+            channels = out_channels
+        self.convs = tuple(convs)  # pyright: ignore[reportAttributeAccessIssue]
+        flat = height * width * channels
+        dense = eqx.nn.Linear(flat, hidden_size, key=next(keys))
+        self.dense = init_layer(dense, math.sqrt(2.0), key=next(keys))  # pyright: ignore[reportAttributeAccessIssue]
+        actor = eqx.nn.Linear(hidden_size, action_dim, key=next(keys))
+        self.actor_head = init_layer(actor, 0.01, key=next(keys))  # pyright: ignore[reportAttributeAccessIssue]
+        critic = eqx.nn.Linear(hidden_size, "scalar", key=next(keys))
+        self.critic_head = init_layer(critic, 1.0, key=next(keys))  # pyright: ignore[reportAttributeAccessIssue]
+        self.log_std = None if discrete else jnp.zeros((action_dim,), jnp.float32)
+        self.activation = activation
+
+    def features(self, obs: Float[Array, "height width channels"]) -> Float[Array, " hidden"]:
+        """The trunk's output for one channels-last image."""
+        x = jnp.transpose(obs, (2, 0, 1))
+        for conv in self.convs:
+            x = self.activation(conv(x))
+        return self.activation(self.dense(x.reshape(-1)))
+
+    def _policy_from(self, features: Float[Array, " hidden"]) -> AbstractDistribution:
+        out = self.actor_head(features)
+        if self.log_std is None:
+            return Categorical(out)
+        return DiagGaussian(out, self.log_std)
+
+    def policy(self, obs: Float[Array, "height width channels"]) -> AbstractDistribution:
+        return self._policy_from(self.features(obs))
+
+    def value(self, obs: Float[Array, "height width channels"]) -> Scalar:
+        return self.critic_head(self.features(obs))
+
+    def __call__(
+        self, obs: Float[Array, "height width channels"]
+    ) -> tuple[AbstractDistribution, Scalar]:
+        features = self.features(obs)
+        return self._policy_from(features), self.critic_head(features)

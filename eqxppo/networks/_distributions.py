@@ -1,0 +1,72 @@
+"""The two action distributions PPO needs, as small Equinox modules over one sample."""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Float, Int, PRNGKeyArray, Scalar
+
+
+class AbstractDistribution(eqx.Module):
+    """An action distribution for one observation."""
+
+    @abc.abstractmethod
+    def sample(self, key: PRNGKeyArray) -> Array:
+        """Draw one action."""
+
+    @abc.abstractmethod
+    def mode(self) -> Array:
+        """The most likely action (the deterministic policy)."""
+
+    @abc.abstractmethod
+    def log_prob(self, action: Array) -> Scalar:
+        """Log-probability (density) of `action`."""
+
+    @abc.abstractmethod
+    def entropy(self) -> Scalar:
+        """Entropy of the distribution."""
+
+
+class Categorical(AbstractDistribution):
+    """A categorical distribution over `n` actions, given unnormalised logits."""
+
+    logits: Float[Array, " n"]
+
+    def sample(self, key: PRNGKeyArray) -> Int[Array, ""]:
+        return jr.categorical(key, self.logits).astype(jnp.int32)
+
+    def mode(self) -> Int[Array, ""]:
+        return jnp.argmax(self.logits).astype(jnp.int32)
+
+    def log_prob(self, action: Int[Array, ""]) -> Scalar:
+        return jax.nn.log_softmax(self.logits)[action]
+
+    def entropy(self) -> Scalar:
+        log_p = jax.nn.log_softmax(self.logits)
+        return -jnp.sum(jnp.exp(log_p) * log_p)
+
+
+_LOG_2PI = float(jnp.log(2 * jnp.pi))
+
+
+class DiagGaussian(AbstractDistribution):
+    """A Gaussian with diagonal covariance: `mean` and a log standard deviation."""
+
+    mean: Float[Array, " action_dim"]
+    log_std: Float[Array, " action_dim"]
+
+    def sample(self, key: PRNGKeyArray) -> Float[Array, " action_dim"]:
+        noise = jr.normal(key, self.mean.shape, self.mean.dtype)
+        return self.mean + jnp.exp(self.log_std) * noise
+
+    def mode(self) -> Float[Array, " action_dim"]:
+        return self.mean
+
+    def log_prob(self, action: Float[Array, " action_dim"]) -> Scalar:
+        z = (action - self.mean) * jnp.exp(-self.log_std)
+        return jnp.sum(-0.5 * z**2 - self.log_std - 0.5 * _LOG_2PI)
+
+    def entropy(self) -> Scalar:
+        return jnp.sum(self.log_std + 0.5 * (1.0 + _LOG_2PI))

@@ -1,0 +1,53 @@
+"""Build the actor-critic an architecture config asks for."""
+
+from jaxtyping import PRNGKeyArray
+
+from ..configspaces import NetworkConfig
+from ..envs import ActionSpec
+from ._actor_critic import ACTIVATION_FNS, AbstractActorCritic
+from ._cnn import CNNActorCritic
+from ._mlp import MLPActorCritic
+
+
+def make_network(
+    network_config: NetworkConfig,
+    obs_shape: tuple[int, ...],
+    action_spec: ActionSpec,
+    *,
+    key: PRNGKeyArray,
+) -> AbstractActorCritic:
+    """A freshly initialised actor-critic: NatureCNN if `cnn_policy`, else the MLP.
+
+    **Arguments:**
+
+    - `network_config`: activation, hidden size and `cnn_policy`.
+    - `obs_shape`: one observation's shape: `(obs_dim,)` for the MLP, `(H, W, C)` for the CNN.
+    - `action_spec`: discrete or continuous, and the action dimension.
+    - `key`: initialisation key.
+    """
+    activation = ACTIVATION_FNS[network_config.activation]
+    if network_config.cnn_policy:
+        if len(obs_shape) != 3:
+            raise ValueError(f"cnn_policy needs observations of shape (H, W, C), got {obs_shape}.")
+        h, w, c = obs_shape
+        return CNNActorCritic(
+            (h, w, c),
+            action_spec.action_dim,
+            action_spec.discrete,
+            network_config.hidden_size,
+            activation,
+            key=key,
+        )
+    if len(obs_shape) != 1:
+        raise ValueError(
+            f"The MLP policy needs flat observations (obs_dim,), got {obs_shape}; "
+            "use make_env(..., cnn_policy=False) to flatten them, or cnn_policy=True."
+        )
+    return MLPActorCritic(
+        obs_shape[0],
+        action_spec.action_dim,
+        action_spec.discrete,
+        network_config.hidden_size,
+        activation,
+        key=key,
+    )

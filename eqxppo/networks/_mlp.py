@@ -1,0 +1,53 @@
+"""The MLP actor-critic: separate actor and critic towers of two hidden layers."""
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Float, PRNGKeyArray, Scalar
+
+from ._actor_critic import AbstractActorCritic
+from ._distributions import AbstractDistribution, Categorical, DiagGaussian
+from ._init import init_mlp
+
+
+class MLPActorCritic(AbstractActorCritic):
+    """ARLBench's `MLPActorCritic` in Equinox.
+
+    Actor: `obs_dim -> hidden -> hidden -> action_dim` (gains sqrt(2), sqrt(2), 0.01).
+    Critic: `obs_dim -> hidden -> hidden -> 1` (gains sqrt(2), sqrt(2), 1.0). Continuous
+    actions add a state-independent `log_std`, initialised to zero.
+    """
+
+    actor: eqx.nn.MLP
+    critic: eqx.nn.MLP
+    log_std: Float[Array, " action_dim"] | None
+    discrete: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        discrete: bool,
+        hidden_size: int,
+        activation: Callable[[Array], Array],
+        *,
+        key: PRNGKeyArray,
+    ):
+        actor_key, critic_key, actor_init, critic_init = jr.split(key, 4)
+        actor = eqx.nn.MLP(obs_dim, action_dim, hidden_size, 2, activation, key=actor_key)
+        critic = eqx.nn.MLP(obs_dim, "scalar", hidden_size, 2, activation, key=critic_key)
+        self.actor = init_mlp(actor, 0.01, key=actor_init)
+        self.critic = init_mlp(critic, 1.0, key=critic_init)
+        self.log_std = None if discrete else jnp.zeros((action_dim,), jnp.float32)
+        self.discrete = discrete
+
+    def policy(self, obs: Float[Array, " obs_dim"]) -> AbstractDistribution:
+        out = self.actor(obs)
+        if self.log_std is None:
+            return Categorical(out)
+        return DiagGaussian(out, self.log_std)
+
+    def value(self, obs: Float[Array, " obs_dim"]) -> Scalar:
+        return self.critic(obs)

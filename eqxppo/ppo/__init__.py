@@ -1,0 +1,25 @@
+"""PPO as free functions (`init`, `train`, `predict`, `evaluate` and their pieces) and the
+thin `PPO` facade."""
+
+from ._evaluate import evaluate as evaluate
+from ._gae import compute_gae as compute_gae
+from ._init import init as init
+from ._loss import ppo_loss as ppo_loss
+from ._optimizer import clip_by_global_norm as clip_by_global_norm
+from ._optimizer import make_optimizer as make_optimizer
+from ._ppo import PPO as PPO
+from ._predict import predict as predict
+from ._rollout import Rollout as Rollout
+from ._rollout import collect_rollout as collect_rollout
+from ._state import PPOMetrics as PPOMetrics
+from ._state import PPORunnerState as PPORunnerState
+from ._state import PPOState as PPOState
+from ._state import PPOTrainingResult as PPOTrainingResult
+from ._state import PPOTrainState as PPOTrainState
+from ._state import Transition as Transition
+from ._train import train as train
+from ._update import Batch as Batch
+from ._update import update_epoch as update_epoch
+from ._update import update_minibatch as update_minibatch
+from ._update import update_step as update_step
+from ._update import updates_per_chunk as updates_per_chunk

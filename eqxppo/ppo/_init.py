@@ -1,0 +1,61 @@
+"""Create a fresh PPO state: environments reset, network and optimizer initialised."""
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+import optax
+from beartype import beartype
+from jaxtyping import PRNGKeyArray, jaxtyped
+
+from ..configspaces import NetworkConfig, PPOHyperparams
+from ..envs import AbstractEnvironment, init_normalizer
+from ..networks import AbstractActorCritic, make_network
+from ._optimizer import make_optimizer
+from ._state import PPORunnerState, PPOState, PPOTrainState
+
+
+@eqx.filter_jit
+@jaxtyped(typechecker=beartype)
+def init(
+    key: PRNGKeyArray,
+    env: AbstractEnvironment,
+    network_config: NetworkConfig,
+    hparams: PPOHyperparams,
+    network: AbstractActorCritic | None = None,
+    opt_state: optax.OptState | None = None,
+) -> PPOState:
+    """Initialise a PPO state, as ARLBench's `PPO.init` does.
+
+    **Arguments:**
+
+    - `key`: the run's root key; it is split for the environment reset, the network
+      initialisation and the run's own key.
+    - `env`: the training environments.
+    - `network_config`: the architecture.
+    - `hparams`: continuous hyperparameters the state will train with.
+    - `network`: a network to start from instead of a fresh one (same architecture).
+    - `opt_state`: an optimizer state to start from instead of a fresh one.
+
+    **Returns:**
+
+    `PPOState(runner_state, None)` with `global_step = 0`.
+    """
+    run_key, reset_key, network_key = jr.split(key, 3)
+    env_state, obs = env.reset(reset_key)
+    if network is None:
+        network = make_network(
+            network_config, env.observation_shape, env.action_spec, key=network_key
+        )
+    train_state = PPOTrainState.create_with_opt_state(
+        network=network, tx=make_optimizer(hparams), opt_state=opt_state
+    )
+    runner_state = PPORunnerState(
+        rng=run_key,
+        train_state=train_state,
+        normalizer_state=init_normalizer(env.observation_shape),
+        env_state=env_state,
+        obs=obs,
+        global_step=jnp.zeros((), jnp.int32),
+        hparams=hparams,
+    )
+    return PPOState(runner_state=runner_state, buffer_state=None)

@@ -1,0 +1,52 @@
+"""The clipped PPO objective with value clipping and an entropy bonus."""
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Real, Scalar
+
+from ..configspaces import PPOHyperparams
+from ..networks import AbstractActorCritic
+
+
+def ppo_loss(
+    network: AbstractActorCritic,
+    obs: Float[Array, "batch *obs_shape"],
+    action: Real[Array, "batch *action_shape"],
+    old_log_prob: Float[Array, " batch"],
+    old_value: Float[Array, " batch"],
+    advantages: Float[Array, " batch"],
+    targets: Float[Array, " batch"],
+    hparams: PPOHyperparams,
+    normalize_advantage: bool,
+) -> tuple[Scalar, tuple[Scalar, Scalar, Scalar]]:
+    """PPO's loss on one minibatch, to minimise (ARLBench's formula).
+
+    `actor_loss = -mean(min(r A, clip(r, 1 - clip_eps, 1 + clip_eps) A))` with the
+    ratio `r` of new to old action probabilities and `A` the advantages, normalised over
+    the minibatch when `normalize_advantage`; `value_loss = 0.5 * mean(max((V - G)^2,
+    (V_clip - G)^2))` with `V_clip` within `vf_clip_eps` of the old value; `total =
+    actor_loss + vf_coef * value_loss - ent_coef * entropy`.
+
+    **Returns:**
+
+    `(total, (value_loss, actor_loss, entropy))`.
+    """
+    dist, value = jax.vmap(network)(obs)
+    log_prob = jax.vmap(lambda d, a: d.log_prob(a))(dist, action)
+    entropy = jax.vmap(lambda d: d.entropy())(dist).mean()
+
+    value_clipped = old_value + jnp.clip(
+        value - old_value, -hparams.vf_clip_eps, hparams.vf_clip_eps
+    )
+    value_loss = (
+        0.5 * jnp.maximum(jnp.square(value - targets), jnp.square(value_clipped - targets)).mean()
+    )
+
+    if normalize_advantage:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    ratio = jnp.exp(log_prob - old_log_prob)
+    clipped_ratio = jnp.clip(ratio, 1.0 - hparams.clip_eps, 1.0 + hparams.clip_eps)
+    actor_loss = -jnp.minimum(ratio * advantages, clipped_ratio * advantages).mean()
+
+    total = actor_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
+    return total, (value_loss, actor_loss, entropy)

@@ -1,0 +1,174 @@
+"""One PPO iteration: rollout, GAE, then epochs of minibatch gradient steps."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import jax.tree_util as jtu
+import optax
+from jaxtyping import Array, PRNGKeyArray
+
+from ..configspaces import PPOConfig, PPOHyperparams
+from ..envs import AbstractEnvironment, update_normalizer
+from ._gae import compute_gae
+from ._loss import ppo_loss
+from ._optimizer import make_optimizer
+from ._rollout import collect_rollout, maybe_normalize
+from ._scan import filter_scan
+from ._state import PPOMetrics, PPORunnerState, PPOTrainState, Transition
+
+
+class Batch(eqx.Module):
+    """Training samples, flattened to one axis (`batch`) or split into minibatches."""
+
+    obs: Array
+    action: Array
+    log_prob: Array
+    value: Array
+    advantages: Array
+    targets: Array
+
+
+def update_minibatch(
+    train_state: PPOTrainState,
+    minibatch: Batch,
+    hparams: PPOHyperparams,
+    normalize_advantage: bool,
+) -> tuple[PPOTrainState, tuple[tuple[Array, tuple[Array, Array, Array]], Array]]:
+    """One gradient step on one minibatch; returns the losses and the gradient norm."""
+    (total, aux), grads = eqx.filter_value_and_grad(ppo_loss, has_aux=True)(
+        train_state.network,
+        minibatch.obs,
+        minibatch.action,
+        minibatch.log_prob,
+        minibatch.value,
+        minibatch.advantages,
+        minibatch.targets,
+        hparams,
+        normalize_advantage,
+    )
+    tx = make_optimizer(hparams)
+    updates, opt_state = tx.update(grads, train_state.opt_state, train_state.params)
+    train_state = PPOTrainState(
+        network=eqx.apply_updates(train_state.network, updates),
+        opt_state=opt_state,
+        step=train_state.step + 1,
+    )
+    return train_state, ((total, aux), optax.global_norm(grads))
+
+
+def update_epoch(
+    train_state: PPOTrainState,
+    batch: Batch,
+    key: PRNGKeyArray,
+    hparams: PPOHyperparams,
+    n_minibatches: int,
+    minibatch_size: int,
+    normalize_advantage: bool,
+) -> tuple[PPOTrainState, tuple[tuple[Array, tuple[Array, Array, Array]], Array]]:
+    """One epoch: shuffle the batch, split it into minibatches, step on each in turn.
+
+    The batch is permuted once and reshaped into `(n_minibatches, minibatch_size)`
+    rather than gathered per minibatch; samples beyond `n_minibatches * minibatch_size`
+    are left out this epoch (a different set each epoch).
+    """
+    n_used = n_minibatches * minibatch_size
+    permutation = jr.permutation(key, batch.advantages.shape[0])[:n_used]
+    minibatches = jtu.tree_map(
+        lambda x: x[permutation].reshape(n_minibatches, minibatch_size, *x.shape[1:]), batch
+    )
+    return filter_scan(
+        lambda ts, mb: update_minibatch(ts, mb, hparams, normalize_advantage),
+        train_state,
+        minibatches,
+    )
+
+
+def _flatten(x: Array) -> Array:
+    return x.reshape(-1, *x.shape[2:])
+
+
+def update_step(
+    runner_state: PPORunnerState,
+    env: AbstractEnvironment,
+    config: PPOConfig,
+    track_metrics: bool,
+    track_trajectories: bool,
+) -> tuple[PPORunnerState, tuple[PPOMetrics | None, Transition | None]]:
+    """One PPO iteration on `n_envs * n_steps` fresh transitions.
+
+    Rollout with the current policy; values of the visited and of the reached
+    observations in one critic pass; GAE; observation statistics updated (when
+    `normalize_observations`); `update_epochs` epochs of minibatch steps.
+    """
+    rng, rollout_key, epochs_key = jr.split(runner_state.rng, 3)
+    train_state, hparams = runner_state.train_state, runner_state.hparams
+    network, normalizer = train_state.network, runner_state.normalizer_state
+    norm_obs = config.normalize_observations
+
+    (env_state, obs), rollout = collect_rollout(
+        network, normalizer, env, runner_state.env_state, runner_state.obs,
+        rollout_key, config.n_steps, norm_obs,
+    )  # fmt: skip
+
+    # V(s_t) and V(s_{t+1} before reset) in one batched pass; both under the statistics
+    # the rollout acted with, so the two agree.
+    both = jnp.concatenate([rollout.obs, rollout.step.final_obs])
+    values = jax.vmap(jax.vmap(network.value))(maybe_normalize(normalizer, both, norm_obs))
+    value, next_value = jnp.split(values, 2)
+    advantages, targets = compute_gae(
+        rollout.step.reward, value, next_value, rollout.step.terminated,
+        rollout.step.truncated, hparams.gamma, hparams.gae_lambda,
+    )  # fmt: skip
+
+    if norm_obs:
+        normalizer = update_normalizer(normalizer, rollout.obs)
+    batch = Batch(
+        obs=_flatten(maybe_normalize(normalizer, rollout.obs, norm_obs)),
+        action=_flatten(rollout.action),
+        log_prob=_flatten(rollout.log_prob),
+        value=_flatten(value),
+        advantages=_flatten(advantages),
+        targets=_flatten(targets),
+    )
+    n_minibatches = config.n_minibatches(env.n_envs)
+    minibatch_size = config.effective_minibatch_size(env.n_envs)
+    train_state, (loss, grad_norm) = filter_scan(
+        lambda ts, key: update_epoch(
+            ts, batch, key, hparams, n_minibatches, minibatch_size, config.normalize_advantage
+        ),
+        train_state,
+        jr.split(epochs_key, config.update_epochs),
+    )
+
+    runner_state = PPORunnerState(
+        rng=rng,
+        train_state=train_state,
+        normalizer_state=normalizer,
+        env_state=env_state,
+        obs=obs,
+        global_step=runner_state.global_step + config.batch_size(env.n_envs),
+        hparams=hparams,
+    )
+    metrics = PPOMetrics(loss, grad_norm, advantages) if track_metrics else None
+    trajectories = None
+    if track_trajectories:
+        trajectories = Transition(
+            done=rollout.step.terminated | rollout.step.truncated,
+            action=rollout.action,
+            value=value,
+            reward=rollout.step.reward,
+            log_prob=rollout.log_prob,
+            obs=rollout.obs,
+            info=rollout.step.info,
+            terminated=rollout.step.terminated,
+            truncated=rollout.step.truncated,
+            next_value=next_value,
+        )
+    return runner_state, (metrics, trajectories)
+
+
+def updates_per_chunk(n_total_timesteps: int, n_envs: int, n_steps: int, n_eval_steps: int) -> int:
+    """ARLBench's budget: `ceil(T / (n_envs * n_steps * n_eval_steps))` updates per chunk."""
+    per_chunk = n_envs * n_steps * n_eval_steps
+    return -(-n_total_timesteps // per_chunk)
