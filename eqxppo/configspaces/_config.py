@@ -228,6 +228,11 @@ def parse_nas_config(config: Mapping[str, Any] | None, cnn_policy: bool = False)
     activation = values["activation"]
     if not isinstance(activation, str):
         raise TypeError(f"NAS hyperparameter `activation` must be a string, got {activation!r}.")
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"NAS hyperparameter `activation` must be one of {list(ACTIVATIONS)}, "
+            f"got {activation!r}."
+        )
     hidden_size = values["hidden_size"]
     if isinstance(hidden_size, bool | np.bool_) or not isinstance(hidden_size, int | np.integer):
         raise TypeError(

@@ -15,6 +15,12 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Real
 from ._environment import AbstractEnvironment, ActionSpec, EnvStep
 
 
+def _gymnax_numpy():
+    # Some gymnax environments (Swimmer-misc) rely on NumPy's implicit rank promotion;
+    # trace them with it allowed, whatever the caller's `jax_numpy_rank_promotion`.
+    return jax.numpy_rank_promotion("allow")
+
+
 def _image_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     # A 2-D observation (bsuite Catch, DeepSea) is an image with one channel.
     return (*shape, 1) if len(shape) == 2 else shape
@@ -45,16 +51,18 @@ class GymnaxEnv(AbstractEnvironment):
 
     def reset(self, key: PRNGKeyArray) -> tuple[PyTree, Float[Array, "n_envs *obs_shape"]]:
         keys = jr.split(key, self.n_envs)
-        obs, state = jax.vmap(self.env.reset, in_axes=(0, None))(keys, self.params)
+        with _gymnax_numpy():
+            obs, state = jax.vmap(self.env.reset, in_axes=(0, None))(keys, self.params)
         return state, self._process_obs(obs)
 
     def step(
         self, env_state: PyTree, action: Real[Array, " n_envs *action_shape"], key: PRNGKeyArray
     ) -> tuple[PyTree, EnvStep]:
         keys = jr.split(key, self.n_envs)
-        obs, state, reward, terminated, truncated, info = jax.vmap(
-            self.env.step, in_axes=(0, 0, 0, None)
-        )(keys, env_state, action, self.params)
+        with _gymnax_numpy():
+            obs, state, reward, terminated, truncated, info = jax.vmap(
+                self.env.step, in_axes=(0, 0, 0, None)
+            )(keys, env_state, action, self.params)
         info = dict(info)
         final_obs = info.pop("final_observation")
         for name in ("terminated", "truncated"):

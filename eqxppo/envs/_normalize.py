@@ -45,4 +45,6 @@ def normalize(
     state: NormalizerState, obs: Float[Array, "*batch_and_obs_shape"]
 ) -> Float[Array, "*batch_and_obs_shape"]:
     """`(obs - mean) / std`, with the standard deviation floored at 1e-6 (as ARLBench)."""
-    return (obs - state.mean) / jnp.maximum(jnp.sqrt(state.var), 1e-6)
+    mean = jnp.broadcast_to(state.mean, obs.shape)
+    std = jnp.broadcast_to(jnp.maximum(jnp.sqrt(state.var), 1e-6), obs.shape)
+    return (obs - mean) / std

@@ -20,7 +20,7 @@ def _orthogonal_matrix(key_data: Array, n_rows: int, n_cols: int) -> Array:
     key = jr.wrap_key_data(key_data)
     big, small = max(n_rows, n_cols), min(n_rows, n_cols)
     q, r = jnp.linalg.qr(jr.normal(key, (big, small), jnp.float32))
-    q = q * jnp.sign(jnp.diagonal(r))  # unique, uniformly distributed (Mezzadri 2007)
+    q = q * jnp.sign(jnp.diagonal(r))[None, :]  # unique, uniformly distributed (Mezzadri 2007)
     return q if n_rows >= n_cols else q.T
 
 

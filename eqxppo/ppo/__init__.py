@@ -6,6 +6,7 @@ from ._gae import compute_gae as compute_gae
 from ._init import init as init
 from ._loss import ppo_loss as ppo_loss
 from ._optimizer import clip_by_global_norm as clip_by_global_norm
+from ._optimizer import global_norm as global_norm
 from ._optimizer import make_optimizer as make_optimizer
 from ._ppo import PPO as PPO
 from ._predict import predict as predict

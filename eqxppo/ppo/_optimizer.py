@@ -3,9 +3,14 @@
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import optax
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, PyTree
 
 from ..configspaces import PPOHyperparams
+
+
+def global_norm(tree: PyTree[Array]) -> Float[Array, ""]:
+    """The l2 norm of all leaves together (`None` leaves, as in filtered grads, skipped)."""
+    return jnp.sqrt(sum((jnp.sum(jnp.square(x)) for x in jtu.tree_leaves(tree)), jnp.float32(0)))
 
 
 def clip_by_global_norm(max_norm: Float[Array, ""]) -> optax.GradientTransformation:
@@ -21,7 +26,7 @@ def clip_by_global_norm(max_norm: Float[Array, ""]) -> optax.GradientTransformat
 
     def update_fn(updates, state, params=None):
         del params
-        norm = optax.global_norm(updates)
+        norm = global_norm(updates)
         clip = (max_norm > 0) & (norm > max_norm)
         scale = jnp.where(clip, max_norm / jnp.where(clip, norm, 1.0), 1.0)
         return jtu.tree_map(lambda g: g * scale.astype(g.dtype), updates), state

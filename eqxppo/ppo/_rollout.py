@@ -11,11 +11,15 @@ from ..networks import AbstractActorCritic
 
 
 class Rollout(eqx.Module):
-    """What the policy did and saw, `(n_steps, n_envs, ...)`; values come afterwards."""
+    """What the policy did and saw at one step; values come afterwards.
 
-    obs: Float[Array, "n_steps n_envs *obs_shape"]
-    action: Real[Array, "n_steps n_envs *action_shape"]
-    log_prob: Float[Array, "n_steps n_envs"]
+    Built per step with fields `(n_envs, ...)`; `collect_rollout`'s `scan` stacks the
+    steps, so its result has fields `(n_steps, n_envs, ...)`.
+    """
+
+    obs: Float[Array, "n_envs *obs_shape"]
+    action: Real[Array, "n_envs *action_shape"]
+    log_prob: Float[Array, " n_envs"]
     step: EnvStep
 
 
@@ -23,7 +27,9 @@ def clip_action(action: Array, spec: ActionSpec) -> Array:
     """Clip continuous actions into the box; discrete actions pass through."""
     if spec.discrete:
         return action
-    return jnp.clip(action, jnp.asarray(spec.low), jnp.asarray(spec.high))
+    low = jnp.broadcast_to(jnp.asarray(spec.low, action.dtype), action.shape)
+    high = jnp.broadcast_to(jnp.asarray(spec.high, action.dtype), action.shape)
+    return jnp.clip(action, low, high)
 
 
 def maybe_normalize(

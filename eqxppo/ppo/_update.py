@@ -5,14 +5,13 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import jax.tree_util as jtu
-import optax
 from jaxtyping import Array, PRNGKeyArray
 
 from ..configspaces import PPOConfig, PPOHyperparams
 from ..envs import AbstractEnvironment, update_normalizer
 from ._gae import compute_gae
 from ._loss import ppo_loss
-from ._optimizer import make_optimizer
+from ._optimizer import global_norm, make_optimizer
 from ._rollout import collect_rollout, maybe_normalize
 from ._scan import filter_scan
 from ._state import PPOMetrics, PPORunnerState, PPOTrainState, Transition
@@ -54,7 +53,7 @@ def update_minibatch(
         opt_state=opt_state,
         step=train_state.step + 1,
     )
-    return train_state, ((total, aux), optax.global_norm(grads))
+    return train_state, ((total, aux), global_norm(grads))
 
 
 def update_epoch(

@@ -1,0 +1,177 @@
+"""Free functions `init`, `train`, `predict`, `evaluate` on small budgets."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+from conftest import count_compiles
+
+from eqxppo import make_env
+from eqxppo.configspaces import parse_hpo_config, parse_nas_config
+from eqxppo.ppo import evaluate, init, predict, train
+
+
+SMALL = {"n_steps": 16, "minibatch_size": 32, "update_epochs": 2}
+NET = parse_nas_config({"hidden_size": 16})
+
+
+def _arrays(tree):
+    return jax.tree.leaves(eqx.filter(tree, eqx.is_array))
+
+
+def _run(key, env, hpo=SMALL, timesteps=256, **kwargs):
+    config, hparams = parse_hpo_config(hpo)
+    runner_state, _ = init(key, env, NET, hparams)
+    return train(runner_state, env, config, timesteps, 2, 3, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def cartpole():
+    return make_env("gymnax", "CartPole-v1", n_envs=4)
+
+
+def test_same_seed_same_bits_other_seed_differs(cartpole):
+    a, ra = _run(jr.key(0), cartpole)
+    b, rb = _run(jr.key(0), cartpole)
+    c, _ = _run(jr.key(1), cartpole)
+    for x, y in zip(_arrays(a.train_state), _arrays(b.train_state)):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(ra.eval_rewards, rb.eval_rewards)
+    assert any(
+        not np.array_equal(x, y) for x, y in zip(_arrays(a.train_state), _arrays(c.train_state))
+    )
+
+
+def test_budget_rounding_and_shapes(cartpole):
+    # 300 steps in 2 chunks of 4 envs x 16 steps: ceil(300 / 128) = 3 updates per chunk.
+    state, result = _run(jr.key(0), cartpole, timesteps=300)
+    assert int(state.global_step) == 2 * 3 * 4 * 16
+    assert result.eval_rewards.shape == (2, 3)
+    assert result.metrics is None and result.trajectories is None
+    assert int(state.train_state.step) == 2 * 3 * 2 * 2  # updates x epochs x minibatches
+
+
+def test_tracked_metrics_and_trajectories(cartpole):
+    _, result = _run(jr.key(0), cartpole, track_metrics=True, track_trajectories=True)
+    total, (v_loss, a_loss, entropy) = result.metrics.loss
+    assert total.shape == (2, 2, 2, 2)  # chunks, updates (256 / 128), epochs, minibatches
+    assert result.metrics.grads.shape == (2, 2, 2, 2)
+    assert result.metrics.advantages.shape == (2, 2, 16, 4)
+    traj = result.trajectories
+    assert traj.obs.shape == (2, 2, 16, 4, 4) and traj.action.dtype == jnp.int32
+    np.testing.assert_array_equal(traj.done, traj.terminated | traj.truncated)
+
+
+def test_continuous_hparams_recompile_nothing_and_take_effect(cartpole):
+    config, hparams = parse_hpo_config(SMALL)
+    state, _ = init(jr.key(0), cartpole, NET, hparams)
+    base, _ = train(state, cartpole, config, 256, 2, 3)  # compiles
+    with count_compiles() as compiles:
+        for change in ({"learning_rate": 1e-2}, {"ent_coef": 0.3}, {"gamma": 0.5}):
+            _, new_hparams = parse_hpo_config({**SMALL, **change})
+            out, _ = train(state._replace(hparams=new_hparams), cartpole, config, 256, 2, 3)
+            jax.block_until_ready(out)
+            assert float(getattr(out.hparams, next(iter(change)))) == pytest.approx(
+                next(iter(change.values()))
+            )
+            assert any(
+                not np.array_equal(x, y)
+                for x, y in zip(_arrays(base.train_state), _arrays(out.train_state))
+            ), change
+    assert compiles.count == 0, compiles.names
+
+
+@pytest.mark.parametrize(
+    "hpo",
+    [
+        # Every corner the HPO space can reach: minibatch larger than the batch, one env.
+        {"n_steps": 5, "minibatch_size": 2048, "update_epochs": 1, "max_grad_norm": 0.0,
+         "clip_eps": 0.0, "vf_clip_eps": 0.0, "gamma": 1.0, "gae_lambda": 0.9999},
+        # Minibatch not dividing the batch (5 * 3 = 15 = 2 x 7 + 1), observation
+        # normalisation on, no advantage normalisation.
+        {"n_steps": 5, "minibatch_size": 7, "update_epochs": 1, "normalize_observations": True,
+         "normalize_advantage": False, "ent_coef": 0.5, "learning_rate": 0.1},
+    ],
+)  # fmt: skip
+def test_corner_configurations_train_and_stay_finite(hpo):
+    env = make_env("gymnax", "CartPole-v1", n_envs=3 if hpo["minibatch_size"] == 7 else 1)
+    config, hparams = parse_hpo_config(hpo)
+    net = parse_nas_config({"hidden_size": 1})
+    state, _ = init(jr.key(0), env, net, hparams)
+    out, result = train(state, env, config, 40, 2, 2)
+    leaves = _arrays(out.train_state)
+    assert all(np.all(np.isfinite(x)) for x in leaves)
+    before = _arrays(state.train_state.network)
+    after = _arrays(out.train_state.network)
+    assert any(not np.array_equal(x, y) for x, y in zip(before, after))  # it trained
+    assert np.all(np.isfinite(result.eval_rewards))
+    if config.normalize_observations:
+        assert float(out.normalizer_state.count) == int(out.global_step)
+
+
+def test_wrong_environment_for_state_is_rejected(cartpole):
+    config, hparams = parse_hpo_config(SMALL)
+    state, _ = init(jr.key(0), cartpole, NET, hparams)
+    other = make_env("gymnax", "CartPole-v1", n_envs=2)
+    with pytest.raises(ValueError, match=r"runner_state.obs has shape \(4, 4\)"):
+        train(state, other, config, 64, 1, 1)
+    with pytest.raises(ValueError, match="n_eval_steps"):
+        train(state, cartpole, config, 64, 0, 1)
+
+
+def test_evaluation_is_bounded_by_the_time_limit(getkey):
+    # Pendulum never terminates: every episode runs to its (shortened) time limit.
+    env = make_env("gymnax", "Pendulum-v1", n_envs=2, env_kwargs={"max_steps_in_episode": 7})
+    _, hparams = parse_hpo_config({})
+    state, _ = init(getkey(), env, NET, hparams)
+    returns = evaluate(state.train_state.network, state.normalizer_state, env, getkey(), 5)
+    assert returns.shape == (5,)
+    # Pendulum's reward lies in [-16.3, 0]: 7 steps give a return in [-115, 0).
+    assert np.all((np.asarray(returns) < 0) & (np.asarray(returns) > -115))
+
+
+def test_predict_discrete_and_continuous(getkey):
+    for name in ("CartPole-v1", "Pendulum-v1"):
+        env = make_env("gymnax", name, n_envs=2)
+        config, hparams = parse_hpo_config({})
+        state, _ = init(getkey(), env, NET, hparams)
+        obs = state.obs
+        one = predict(state, obs[0], getkey(), env, config)
+        batch = predict(state, obs, getkey(), env, config, deterministic=False)
+        nested = predict(state, jnp.stack([obs, obs]), getkey(), env, config)
+        spec = env.action_spec
+        if spec.discrete:
+            assert one.shape == () and batch.shape == (2,) and nested.shape == (2, 2)
+            assert one.dtype == jnp.int32
+        else:
+            assert one.shape == (1,) and batch.shape == (2, 1) and nested.shape == (2, 2, 1)
+            assert np.all(np.abs(np.asarray(batch)) <= 2.0)
+        with pytest.raises(ValueError, match="obs_shape"):
+            predict(state, jnp.ones((2, 5)), getkey(), env, config)
+
+
+def test_vmapped_init_and_train_over_seeds(cartpole):
+    # A population of seeds under one vmap (the batched-QR trap of jax 0.10 on CPU).
+    config, hparams = parse_hpo_config(SMALL)
+    keys = jr.split(jr.key(0), 3)
+    states = eqx.filter_vmap(lambda k: init(k, cartpole, NET, hparams).runner_state)(keys)
+    assert states.obs.shape == (3, 4, 4)
+    out, result = eqx.filter_vmap(lambda s: train(s, cartpole, config, 128, 1, 2))(states)
+    assert result.eval_rewards.shape == (3, 1, 2)
+    single, _ = init(keys[1], cartpole, NET, hparams)
+    np.testing.assert_allclose(
+        states.train_state.network.actor.layers[0].weight[1],
+        single.train_state.network.actor.layers[0].weight,
+        atol=1e-6,
+    )
+
+
+def test_cnn_policy_trains_on_minatar():
+    env = make_env("gymnax", "Breakout-MinAtar", cnn_policy=True, n_envs=2)
+    config, hparams = parse_hpo_config({"n_steps": 8, "minibatch_size": 8, "update_epochs": 1})
+    net = parse_nas_config({"hidden_size": 8}, cnn_policy=True)
+    state, _ = init(jr.key(0), env, net, hparams)
+    out, result = train(state, env, config, 16, 1, 1)
+    assert int(out.global_step) == 16 and result.eval_rewards.shape == (1, 1)
