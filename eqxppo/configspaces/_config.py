@@ -115,10 +115,11 @@ class PPOHyperparams(eqx.Module):
 
     def __check_init__(self):
         for name in _FLOAT_RULES:
-            value = getattr(self, name)
-            if isinstance(value, jax.core.Tracer):
-                continue  # values are checked where they are concrete
-            _check_float_range(name, np.asarray(value))
+            try:
+                value = np.asarray(getattr(self, name))
+            except jax.errors.TracerArrayConversionError:
+                continue  # traced (built under jit or vmap): checked where it is concrete
+            _check_float_range(name, value)
 
 
 class NetworkConfig(eqx.Module):

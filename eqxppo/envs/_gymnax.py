@@ -111,7 +111,13 @@ class GymnaxEnv(AbstractEnvironment):
         return int(self.params.max_steps_in_episode)
 
     def with_n_envs(self, n_envs: int) -> "GymnaxEnv":
-        return GymnaxEnv(self.env_name, self.env, self.params, n_envs, self.image_obs)
+        return GymnaxEnv(
+            env_name=self.env_name,
+            env=self.env,
+            params=self.params,
+            n_envs=n_envs,
+            image_obs=self.image_obs,
+        )
 
 
 def make_gymnax_env(
@@ -131,7 +137,7 @@ def make_gymnax_env(
                 f"Unknown env_kwargs {unknown} for {env_name}; valid parameters: {valid}."
             )
         params = params.replace(**env_kwargs)
-    out = GymnaxEnv(env_name, env, params, n_envs, image_obs)
+    out = GymnaxEnv(env_name=env_name, env=env, params=params, n_envs=n_envs, image_obs=image_obs)
     if image_obs and len(out.observation_shape) != 3:
         raise ValueError(
             f"cnn_policy needs image observations (H, W, C); {env_name} observations have "

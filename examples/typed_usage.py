@@ -1,0 +1,43 @@
+"""The public API as a user's IDE sees it; `nox -s typecheck` runs pyright on this file."""
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+import eqxppo
+from eqxppo import PPO, PPORunnerState, PPOState, PPOTrainingResult, make_env
+from eqxppo.configspaces import parse_hpo_config, parse_nas_config
+from eqxppo.ppo import compute_gae, init, predict, train
+
+
+def quick_start() -> Float[Array, "n_eval_steps n_eval_episodes"]:
+    env = make_env("gymnax", "CartPole-v1", n_envs=8, seed=0)
+    agent = PPO(PPO.get_default_hpo_config(), env)
+    state: PPOState = agent.init(jax.random.key(0))
+    state, result = agent.train(*state, n_total_timesteps=10_000, n_eval_steps=2)
+    runner_state: PPORunnerState = state.runner_state
+    agent.update_hpo_config({**PPO.get_default_hpo_config(), "learning_rate": 1e-4})
+    action = agent.predict(runner_state, runner_state.obs[0], jax.random.key(1))
+    del action
+    return result.eval_rewards
+
+
+def free_functions() -> PPOTrainingResult:
+    env = make_env("gymnax", "Pendulum-v1", n_envs=4)
+    config, hparams = parse_hpo_config({"n_steps": 64})
+    network_config = parse_nas_config({"hidden_size": 32})
+    runner_state, _ = init(jax.random.key(0), env, network_config, hparams)
+    runner_state, result = train(runner_state, env, config, 5_000, 1, 2)
+    actions = predict(runner_state, runner_state.obs, jax.random.key(1), env, config)
+    del actions
+    return result
+
+
+def gae_by_hand() -> Float[Array, "n_steps n_envs"]:
+    zeros = jnp.zeros((3, 2))
+    no = jnp.zeros((3, 2), bool)
+    advantages, _ = compute_gae(zeros, zeros, zeros, no, no, jnp.float32(0.99), jnp.float32(0.95))
+    return advantages
+
+
+print(eqxppo.__version__)
