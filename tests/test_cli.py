@@ -15,7 +15,8 @@ def test_train_writes_config_metrics_and_plot(tmp_path, capsys):
     assert code == 0
     config = json.loads((out / "config.json").read_text())
     assert config["hpo"]["n_steps"] == 32 and config["nas"]["hidden_size"] == 8
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [512, 1024]
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert "final eval return" in capsys.readouterr().out
