@@ -6,6 +6,7 @@ from ._cnn import CNNActorCritic as CNNActorCritic
 from ._distributions import AbstractDistribution as AbstractDistribution
 from ._distributions import Categorical as Categorical
 from ._distributions import DiagGaussian as DiagGaussian
+from ._distributions import action_distribution as action_distribution
 from ._init import init_layer as init_layer
 from ._init import init_mlp as init_mlp
 from ._init import orthogonal as orthogonal

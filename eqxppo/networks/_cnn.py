@@ -9,7 +9,7 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
 from ._actor_critic import AbstractActorCritic
-from ._distributions import AbstractDistribution, Categorical, DiagGaussian
+from ._distributions import AbstractDistribution, action_distribution
 from ._init import init_layer
 
 
@@ -83,10 +83,7 @@ class CNNActorCritic(AbstractActorCritic):
         return self.activation(self.dense(x.reshape(-1)))
 
     def _policy_from(self, features: Float[Array, " hidden"]) -> AbstractDistribution:
-        out = self.actor_head(features)
-        if self.log_std is None:
-            return Categorical(out)
-        return DiagGaussian(out, self.log_std)
+        return action_distribution(self.actor_head(features), self.log_std)
 
     def policy(self, obs: Float[Array, "height width channels"]) -> AbstractDistribution:
         return self._policy_from(self.features(obs))

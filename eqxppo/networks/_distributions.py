@@ -70,3 +70,12 @@ class DiagGaussian(AbstractDistribution):
 
     def entropy(self) -> Scalar:
         return jnp.sum(self.log_std + 0.5 * (1.0 + _LOG_2PI))
+
+
+def action_distribution(
+    head: Float[Array, " action_dim"], log_std: Float[Array, " action_dim"] | None
+) -> AbstractDistribution:
+    """The policy head's output as a distribution: logits without `log_std`, else a mean."""
+    if log_std is None:
+        return Categorical(head)
+    return DiagGaussian(head, log_std)

@@ -8,7 +8,7 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
 from ._actor_critic import AbstractActorCritic
-from ._distributions import AbstractDistribution, Categorical, DiagGaussian
+from ._distributions import AbstractDistribution, action_distribution
 from ._init import init_mlp
 
 
@@ -44,10 +44,7 @@ class MLPActorCritic(AbstractActorCritic):
         self.discrete = discrete
 
     def policy(self, obs: Float[Array, " obs_dim"]) -> AbstractDistribution:
-        out = self.actor(obs)
-        if self.log_std is None:
-            return Categorical(out)
-        return DiagGaussian(out, self.log_std)
+        return action_distribution(self.actor(obs), self.log_std)
 
     def value(self, obs: Float[Array, " obs_dim"]) -> Scalar:
         return self.critic(obs)
