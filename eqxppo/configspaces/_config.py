@@ -214,9 +214,7 @@ def parse_hpo_config(config: Mapping[str, Any]) -> tuple[PPOConfig, PPOHyperpara
         **{k: _to_bool(k, values[k]) for k in _BOOL_KEYS},
     )
     floats = {k: _to_float(k, values[k]) for k in _FLOAT_RULES}
-    for name, value in floats.items():
-        _check_float_range(name, np.asarray(value, dtype=np.float64))
-    return static, PPOHyperparams(**floats)
+    return static, PPOHyperparams(**floats)  # its __check_init__ checks the ranges
 
 
 def parse_nas_config(config: Mapping[str, Any] | None, cnn_policy: bool = False) -> NetworkConfig:
