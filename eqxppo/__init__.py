@@ -9,6 +9,8 @@ from .configspaces import PPOConfig as PPOConfig
 from .configspaces import PPOHyperparams as PPOHyperparams
 from .envs import make_env as make_env
 from .ppo import PPO as PPO
+from .ppo import Population as Population
+from .ppo import PopulationState as PopulationState
 from .ppo import PPOMetrics as PPOMetrics
 from .ppo import PPORunnerState as PPORunnerState
 from .ppo import PPOState as PPOState

@@ -8,6 +8,12 @@ from ._loss import ppo_loss as ppo_loss
 from ._optimizer import clip_by_global_norm as clip_by_global_norm
 from ._optimizer import global_norm as global_norm
 from ._optimizer import make_optimizer as make_optimizer
+from ._pbt import exploit_and_explore as exploit_and_explore
+from ._population import init_population as init_population
+from ._population import train_population as train_population
+from ._population_facade import Population as Population
+from ._population_facade import PopulationGroup as PopulationGroup
+from ._population_facade import PopulationState as PopulationState
 from ._ppo import PPO as PPO
 from ._predict import predict as predict
 from ._rollout import Rollout as Rollout

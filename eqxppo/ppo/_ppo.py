@@ -1,6 +1,6 @@
 """The `PPO` facade: ARLBench's class API over eqxppo's free functions."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -17,6 +17,7 @@ from ..configspaces import parse_hpo_config, parse_nas_config
 from ..envs import AbstractEnvironment
 from ..networks import AbstractActorCritic, make_network
 from ._init import init
+from ._population_facade import Population
 from ._predict import predict
 from ._state import PPORunnerState, PPOState, PPOTrainingResult
 from ._train import train
@@ -139,6 +140,36 @@ class PPO:
         """
         self.config, self.hparams = parse_hpo_config(hpo_config)
         self.hpo_config = hpo_config
+
+    # -- populations ----------------------------------------------------------------------
+
+    @staticmethod
+    def population(
+        hpo_configs: Sequence[Configuration | Mapping[str, Any]],
+        env: AbstractEnvironment,
+        seeds: Iterable[int] = (0,),
+        **kwargs: Any,
+    ) -> Population:
+        """Configurations x seeds trained together; see `Population` for the arguments."""
+        return Population(hpo_configs, env, seeds, **kwargs)
+
+    @classmethod
+    def from_population(cls, population: Population, member: int) -> "PPO":
+        """A single agent with member `member`'s configuration, for `population.member(...)`.
+
+        The hyperparameters are those the population started with; a member's state carries
+        the ones it trained with (`population.member_hpo_config(member, state)`).
+        """
+        return cls(
+            population.member_hpo_config(member),
+            population.env,
+            eval_env=population.eval_env,
+            cnn_policy=population.cnn_policy,
+            nas_config=population.nas_config,
+            deterministic_eval=population.deterministic_eval,
+            track_trajectories=population.track_trajectories,
+            track_metrics=population.track_metrics,
+        )
 
     # -- the algorithm --------------------------------------------------------------------
 

@@ -1,0 +1,295 @@
+"""The `Population` facade: configurations x seeds trained as few compiled programs as possible.
+
+Members are listed configuration-major (configuration `i`, seed `j` is member
+`i * n_seeds + j`). Members whose static structure (`PPOConfig`) is equal form a group;
+a group is one stacked runner state, initialised and trained under one `vmap` in one
+compilation, its member axis sharded over the devices (padded with copies of its last
+member when the device count does not divide it). Results come back in member order.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from ConfigSpace import Configuration
+from jax.typing import ArrayLike
+from jaxtyping import PRNGKeyArray
+
+from ..configspaces import (
+    PPOConfig,
+    PPOHyperparams,
+    hpo_config_to_dict,
+    parse_hpo_config,
+    parse_nas_config,
+)
+from ..envs import AbstractEnvironment
+from ._pbt import exploit_and_explore
+from ._population import init_population, train_population
+from ._sharding import member_mesh, pad_members, padded_size, shard_members
+from ._state import PPORunnerState, PPOState, PPOTrainingResult
+
+
+_HPARAM_NAMES = tuple(PPOHyperparams.__dataclass_fields__)
+
+
+class PopulationGroup(NamedTuple):
+    """Members sharing one static structure: their config and their member indices."""
+
+    config: PPOConfig
+    members: tuple[int, ...]
+    n_padded: int
+
+
+class PopulationState(NamedTuple):
+    """One stacked `PPORunnerState` per group, in the order of `Population.groups`."""
+
+    groups: tuple[PPORunnerState, ...]
+
+
+def _stack(trees: Sequence[Any]) -> Any:
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+class Population:
+    """Configurations x seeds of PPO, trained together (see `PPO.population`).
+
+    **Arguments:**
+
+    - `hpo_configs`: one `Configuration` or mapping per configuration.
+    - `env`, `eval_env`, `cnn_policy`, `nas_config`, `deterministic_eval`,
+      `track_metrics`, `track_trajectories`: as for `PPO`, shared by all members.
+    - `seeds`: the seeds every configuration runs with; member `(i, j)` starts from
+      `jax.random.fold_in(key, seeds[j])`, so it matches a single `PPO` run started from
+      that key, and members with the same seed share initial weights and environments.
+    - `devices`: devices the member axis is sharded over; default `jax.devices()`.
+    """
+
+    def __init__(
+        self,
+        hpo_configs: Sequence[Configuration | Mapping[str, Any]],
+        env: AbstractEnvironment,
+        seeds: Iterable[int] = (0,),
+        eval_env: AbstractEnvironment | None = None,
+        cnn_policy: bool = False,
+        nas_config: Configuration | Mapping[str, Any] | None = None,
+        deterministic_eval: bool = True,
+        track_metrics: bool = False,
+        track_trajectories: bool = False,
+        devices: Sequence[jax.Device] | None = None,
+    ) -> None:
+        if isinstance(hpo_configs, Mapping):
+            raise TypeError("hpo_configs must be a sequence of configurations, got one mapping.")
+        self.seeds = tuple(int(s) for s in seeds)
+        if not self.seeds or not len(hpo_configs):
+            raise ValueError("A population needs at least one configuration and one seed.")
+        self.env = env
+        self.eval_env = env if eval_env is None else eval_env
+        self.cnn_policy = cnn_policy
+        self.nas_config = nas_config
+        self.network_config = parse_nas_config(nas_config, cnn_policy)
+        self.deterministic_eval = deterministic_eval
+        self.track_metrics = track_metrics
+        self.track_trajectories = track_trajectories
+        self.mesh = member_mesh(devices)
+
+        parsed = [parse_hpo_config(c) for c in hpo_configs]
+        n_seeds = len(self.seeds)
+        self.member_configs: tuple[PPOConfig, ...] = tuple(
+            config for config, _ in parsed for _ in self.seeds
+        )
+        self._hparams: list[PPOHyperparams] = [h for _, h in parsed for _ in self.seeds]
+        self.member_seeds = tuple(self.seeds[m % n_seeds] for m in range(self.n_members))
+        by_config: dict[PPOConfig, list[int]] = {}
+        for m, config in enumerate(self.member_configs):
+            by_config.setdefault(config, []).append(m)
+        self.groups = tuple(
+            PopulationGroup(config, tuple(ms), padded_size(len(ms), self.mesh.size))
+            for config, ms in by_config.items()
+        )
+        order = np.concatenate([g.members for g in self.groups])
+        self._inverse = None if np.all(order == np.arange(len(order))) else np.argsort(order)
+
+    @property
+    def n_members(self) -> int:
+        """Configurations x seeds."""
+        return len(self.member_configs)
+
+    def member_hpo_config(self, member: int, state: PopulationState | None = None) -> dict:
+        """Member `member`'s hyperparameters as a mapping for `PPO` (from `state` if given)."""
+        if state is None:
+            hparams = self._hparams[member]
+        else:
+            hparams = self.member(state, member).runner_state.hparams
+        return hpo_config_to_dict(self.member_configs[member], hparams)
+
+    # -- the algorithm ------------------------------------------------------------------
+
+    def init(self, key: PRNGKeyArray) -> PopulationState:
+        """Fresh states for every member; member `(i, j)` from `fold_in(key, seeds[j])`."""
+        groups = []
+        for group in self.groups:
+            keys = jnp.stack([jr.fold_in(key, self.member_seeds[m]) for m in group.members])
+            hparams = _stack([self._hparams[m] for m in group.members])
+            keys, hparams = pad_members((keys, hparams), group.n_padded)
+            keys, hparams = shard_members((keys, hparams), self.mesh)
+            state = init_population(keys, self.env, self.network_config, hparams)
+            groups.append(state.runner_state)
+        return PopulationState(tuple(groups))
+
+    def train(
+        self,
+        state: PopulationState,
+        n_total_timesteps: int = 1_000_000,
+        n_eval_steps: int = 10,
+        n_eval_episodes: int = 10,
+    ) -> tuple[PopulationState, PPOTrainingResult]:
+        """Train every member for `n_total_timesteps` of its own steps; one call per group.
+
+        **Returns:**
+
+        `(state, result)`; every array of `result` has a leading member axis in member
+        order, e.g. `eval_rewards` of shape `(n_members, n_eval_steps, n_eval_episodes)`.
+        """
+        self._check_state(state)
+        new_groups, results = [], []
+        for group, runner_states in zip(self.groups, state.groups):
+            runner_states, result = train_population(
+                runner_states,
+                self.env,
+                group.config,
+                n_total_timesteps,
+                n_eval_steps,
+                n_eval_episodes,
+                self.eval_env,
+                self.deterministic_eval,
+                self.track_metrics,
+                self.track_trajectories,
+            )
+            new_groups.append(runner_states)
+            results.append(jax.tree.map(lambda x: x[: len(group.members)], result))
+        return PopulationState(tuple(new_groups)), self._in_member_order(results)
+
+    def _in_member_order(self, per_group: list[Any]) -> Any:
+        if len(per_group) == 1 and self._inverse is None:
+            return per_group[0]
+        joined = jax.tree.map(lambda *xs: jnp.concatenate(xs), *per_group)
+        if self._inverse is None:
+            return joined
+        return jax.tree.map(lambda x: x[self._inverse], joined)
+
+    def _check_state(self, state: PopulationState) -> None:
+        if not isinstance(state, PopulationState) or len(state.groups) != len(self.groups):
+            raise ValueError(
+                f"Expected a PopulationState with {len(self.groups)} group(s) from this "
+                "population's init."
+            )
+        for group, runner_states in zip(self.groups, state.groups):
+            if runner_states.global_step.shape != (group.n_padded,):
+                raise ValueError(
+                    f"A group of {group.n_padded} (padded) members got a state with "
+                    f"{runner_states.global_step.shape[:1]} members; was it made by another "
+                    "population?"
+                )
+
+    # -- members and their hyperparameters -------------------------------------------------
+
+    def _locate(self, member: int) -> tuple[int, int]:
+        if not 0 <= member < self.n_members:
+            raise IndexError(f"member {member} out of range for {self.n_members} members.")
+        for g, group in enumerate(self.groups):
+            if member in group.members:
+                return g, group.members.index(member)
+        raise AssertionError("unreachable")
+
+    def member(self, state: PopulationState, member: int) -> PPOState:
+        """One member's state, for `PPO.from_population(pop, member)` (predict, save...)."""
+        g, row = self._locate(member)
+        arrays, static = eqx.partition(state.groups[g], eqx.is_array)
+        device = jax.devices()[0]
+        arrays = jax.tree.map(lambda x: jax.device_put(x[row], device), arrays)
+        runner_state = eqx.combine(arrays, static)
+        return PPOState(runner_state=runner_state, buffer_state=None)
+
+    def get_hparams(self, state: PopulationState) -> dict[str, np.ndarray]:
+        """Each continuous hyperparameter as a `(n_members,)` array, in member order."""
+        out = {name: np.empty(self.n_members, np.float32) for name in _HPARAM_NAMES}
+        for group, runner_states in zip(self.groups, state.groups):
+            for name in _HPARAM_NAMES:
+                values = np.asarray(getattr(runner_states.hparams, name))
+                out[name][list(group.members)] = values[: len(group.members)]
+        return out
+
+    def update_hparams(self, state: PopulationState, **values: ArrayLike) -> PopulationState:
+        """New continuous hyperparameters, per member (`(n_members,)`) or for all (scalar).
+
+        Takes effect at the next `train` and never recompiles. Unknown names and invalid
+        values raise `ValueError`, naming them.
+        """
+        unknown = sorted(set(values) - set(_HPARAM_NAMES))
+        if unknown:
+            raise ValueError(
+                f"Unknown continuous hyperparameter(s) {unknown}; valid names are "
+                f"{list(_HPARAM_NAMES)} (static ones need a new population)."
+            )
+        current = self.get_hparams(state)
+        for name, value in values.items():
+            value = np.asarray(value, np.float32)
+            if value.shape not in ((), (self.n_members,)):
+                raise ValueError(
+                    f"`{name}` must be a scalar or have shape ({self.n_members},), "
+                    f"got shape {value.shape}."
+                )
+            current[name] = np.broadcast_to(value, (self.n_members,)).copy()
+        PPOHyperparams(**current)  # checks every value's range
+        new_groups = []
+        for group, runner_states in zip(self.groups, state.groups):
+            rows = list(group.members) + [group.members[-1]] * (group.n_padded - len(group.members))
+            hparams = PPOHyperparams(**{name: current[name][rows] for name in _HPARAM_NAMES})
+            # Placed as `init` placed them: a change of placement would recompile.
+            hparams = shard_members(hparams, self.mesh)
+            new_groups.append(runner_states._replace(hparams=hparams))
+        return PopulationState(tuple(new_groups))
+
+    def exploit_and_explore(
+        self,
+        state: PopulationState,
+        scores: ArrayLike,
+        key: PRNGKeyArray,
+        fraction: float = 0.25,
+        factors: tuple[float, float] = (0.8, 1.25),
+    ) -> PopulationState:
+        """One PBT step in each group (see `eqxppo.ppo.exploit_and_explore`).
+
+        In each group the worst `fraction` of the members copy a member of the best
+        `fraction` and perturb their continuous hyperparameters by `factors`. Weights
+        only move between members of the same static structure.
+        """
+        scores = np.asarray(scores, np.float32)
+        if scores.shape != (self.n_members,):
+            raise ValueError(f"scores must have shape ({self.n_members},), got {scores.shape}.")
+        new_groups = []
+        for g, (group, runner_states) in enumerate(zip(self.groups, state.groups)):
+            n = len(group.members)
+            k = min(int(fraction * n), n // 2)
+            n_pad = group.n_padded - n
+            if k == 0:
+                new_groups.append(runner_states)
+                continue
+            # Padding rows score -inf: they are always overwritten, never copied.
+            group_scores = np.full(group.n_padded, -np.inf, np.float32)
+            group_scores[:n] = scores[list(group.members)]
+            new_groups.append(
+                exploit_and_explore(
+                    runner_states,
+                    jnp.asarray(group_scores),
+                    jr.fold_in(key, g),
+                    n_worst=k + n_pad,
+                    n_best=k,
+                    factors=factors,
+                )
+            )
+        return PopulationState(tuple(new_groups))

@@ -1,0 +1,226 @@
+"""Populations: grouping, member order, no recompilation, PBT, sharding."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+from conftest import count_compiles
+
+from eqxppo import PPO, make_env
+from eqxppo.ppo import exploit_and_explore
+
+
+SMALL = {"n_steps": 16, "minibatch_size": 32, "update_epochs": 2}
+NAS = {"hidden_size": 16}
+BUDGET = {"n_total_timesteps": 256, "n_eval_steps": 2, "n_eval_episodes": 3}
+
+
+@pytest.fixture(scope="module")
+def env():
+    return make_env("gymnax", "CartPole-v1", n_envs=4)
+
+
+def _first_weight(runner_state):
+    return np.asarray(runner_state.train_state.network.actor.layers[0].weight)
+
+
+@pytest.fixture(scope="module")
+def mixed(env):
+    """Configurations 0 and 2 share a static structure; configuration 1 does not."""
+    configs = [
+        {**SMALL, "learning_rate": 1e-3},
+        {**SMALL, "n_steps": 8, "learning_rate": 3e-4, "ent_coef": 0.1},
+        {**SMALL, "learning_rate": 1e-2, "gamma": 0.9},
+    ]
+    pop = PPO.population(configs, env, seeds=(3, 7), nas_config=NAS)
+    state = pop.init(jr.key(0))
+    trained, result = pop.train(state, **BUDGET)
+    return configs, pop, state, trained, result
+
+
+def test_groups_follow_static_structure(mixed):
+    _, pop, _, _, result = mixed
+    assert pop.n_members == 6
+    assert [g.members for g in pop.groups] == [(0, 1, 4, 5), (2, 3)]
+    assert [g.config.n_steps for g in pop.groups] == [16, 8]
+    assert pop.member_seeds == (3, 7, 3, 7, 3, 7)
+    assert result.eval_rewards.shape == (6, 2, 3)
+
+
+def test_members_match_single_runs_in_member_order(env, mixed):
+    configs, pop, _, trained, result = mixed
+    for member in (1, 2, 4):
+        config, seed = configs[member // 2], pop.seeds[member % 2]
+        agent = PPO(config, env, nas_config=NAS)
+        single, single_result = agent.train(*agent.init(jr.fold_in(jr.key(0), seed)), **BUDGET)
+        np.testing.assert_allclose(
+            _first_weight(pop.member(trained, member).runner_state),
+            _first_weight(single.runner_state),
+            rtol=1e-4,
+            atol=1e-6,
+        )
+        np.testing.assert_allclose(result.eval_rewards[member], single_result.eval_rewards)
+        assert pop.member_hpo_config(member, trained)["learning_rate"] == pytest.approx(
+            config["learning_rate"]
+        )
+
+
+def test_same_seed_shares_initial_weights_different_seeds_do_not(mixed):
+    _, pop, state, _, _ = mixed
+    w = [_first_weight(pop.member(state, m).runner_state) for m in range(pop.n_members)]
+    np.testing.assert_array_equal(w[0], w[4])  # seed 3, configurations 0 and 2
+    assert not np.array_equal(w[0], w[1])  # seeds 3 and 7
+
+
+def test_member_state_works_with_the_facade(env, mixed):
+    _, pop, _, trained, _ = mixed
+    member = pop.member(trained, 3)
+    agent = PPO.from_population(pop, 3)
+    assert agent.config.n_steps == 8
+    obs = member.runner_state.obs
+    actions = agent.predict(member.runner_state, obs)
+    assert actions.shape == (4,)
+    state, _ = agent.train(*member, **BUDGET)  # a member state continues as a single run
+    assert int(state.runner_state.global_step) == 512
+
+
+def test_update_hparams_takes_effect_without_recompiling(mixed):
+    _, pop, state, trained, _ = mixed
+    lrs = np.geomspace(1e-4, 1e-2, pop.n_members).astype(np.float32)
+    state = pop.update_hparams(state, learning_rate=lrs, ent_coef=0.05)
+    with count_compiles() as compiles:
+        retrained, result = pop.train(state, **BUDGET)
+        jax.block_until_ready((retrained, result))
+    assert compiles.count == 0, compiles.names
+    got = pop.get_hparams(retrained)
+    np.testing.assert_allclose(got["learning_rate"], lrs, rtol=1e-6)
+    np.testing.assert_allclose(got["ent_coef"], 0.05)
+    for m in range(pop.n_members):
+        assert not np.allclose(
+            _first_weight(pop.member(retrained, m).runner_state),
+            _first_weight(pop.member(trained, m).runner_state),
+        )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_steps": 4}, "Unknown continuous hyperparameter.*n_steps"),
+        ({"learning_rate": np.ones(5)}, "learning_rate.*shape"),
+        ({"gamma": 1.5}, "gamma"),
+    ],
+)
+def test_update_hparams_rejects_bad_values(mixed, kwargs, match):
+    _, pop, state, _, _ = mixed
+    with pytest.raises(ValueError, match=match):
+        pop.update_hparams(state, **kwargs)
+
+
+def test_bad_member_and_foreign_state(env, mixed):
+    _, pop, state, _, _ = mixed
+    with pytest.raises(IndexError, match="member 6"):
+        pop.member(state, 6)
+    other = PPO.population([SMALL], env, seeds=(0,), nas_config=NAS)
+    with pytest.raises(ValueError, match="group"):
+        pop.train(other.init(jr.key(0)), **BUDGET)
+
+
+def test_exploit_and_explore_copies_best_into_worst(env):
+    pop = PPO.population([SMALL] * 4, env, seeds=(0,), nas_config=NAS)
+    (group,) = pop.init(jr.key(0)).groups
+    scores = jnp.asarray([3.0, 0.0, 2.0, 1.0])
+    other_scores = jnp.asarray([0.0, 1.0, 2.0, 3.0])
+    with count_compiles() as first:
+        out = exploit_and_explore(group, scores, jr.key(1), n_worst=2)
+    with count_compiles() as second:
+        again = exploit_and_explore(group, other_scores, jr.key(2), n_worst=2)
+        jax.block_until_ready(again)
+    assert first.count >= 1 and second.count == 0, second.names
+    w_in, w_out = _first_weight(group), _first_weight(out)
+    lr_in = np.asarray(group.hparams.learning_rate)
+    lr_out = np.asarray(out.hparams.learning_rate)
+    for m in (0, 2):  # the best two are untouched
+        np.testing.assert_array_equal(w_out[m], w_in[m])
+        assert lr_out[m] == lr_in[m]
+    for m in (1, 3):  # the worst two copy one of them and perturb
+        assert any(np.array_equal(w_out[m], w_in[src]) for src in (0, 2))
+        assert lr_out[m] / lr_in[0] == pytest.approx(0.8) or lr_out[m] / lr_in[0] == (
+            pytest.approx(1.25)
+        )
+        assert 0.0 <= float(out.hparams.gamma[m]) <= 1.0
+    # Copies keep their own key and environments.
+    np.testing.assert_array_equal(jr.key_data(out.rng), jr.key_data(group.rng))
+    np.testing.assert_array_equal(out.obs, group.obs)
+    with pytest.raises(ValueError, match="n_worst"):
+        exploit_and_explore(group, scores, jr.key(1), n_worst=3)
+
+
+def test_pbt_loop_compiles_only_in_the_first_round(env):
+    pop = PPO.population(
+        [{**SMALL, "learning_rate": lr} for lr in (1e-3, 3e-3, 1e-2, 3e-4)],
+        env,
+        seeds=(0,),
+        nas_config=NAS,
+    )
+    state = pop.init(jr.key(0))
+    for round_ in range(3):
+        with count_compiles() as compiles:
+            state, result = pop.train(state, **BUDGET)
+            scores = np.asarray(result.eval_rewards[:, -1].mean(-1))
+            state = pop.exploit_and_explore(state, scores, jr.key(round_), fraction=0.25)
+            jax.block_until_ready(state)
+        if round_ > 0:
+            assert compiles.count == 0, compiles.names
+    assert len(set(pop.get_hparams(state)["learning_rate"].tolist())) >= 3
+
+
+_SHARDED = textwrap.dedent(
+    """
+    import jax, jax.random as jr, numpy as np
+    from eqxppo import PPO, make_env
+
+    assert jax.device_count() == 4, jax.devices()
+    env = make_env("gymnax", "CartPole-v1", n_envs=4)
+    configs = [{"n_steps": 16, "minibatch_size": 32, "update_epochs": 2, "learning_rate": lr}
+               for lr in (1e-3, 3e-3, 1e-2)]
+    budget = dict(n_total_timesteps=256, n_eval_steps=2, n_eval_episodes=3)
+    out = {}
+    for name, devices in (("sharded", None), ("single", jax.devices()[:1])):
+        pop = PPO.population(configs, env, seeds=(0, 1), nas_config={"hidden_size": 16},
+                             devices=devices)
+        state, result = pop.train(pop.init(jr.key(0)), **budget)
+        (group,) = state.groups
+        weights = group.train_state.network.actor.layers[0].weight
+        out[name] = (pop.groups[0].n_padded, len(weights.sharding.device_set),
+                     np.asarray(result.eval_rewards), np.asarray(weights[:6]))
+    assert out["sharded"][:2] == (8, 4), out["sharded"][:2]
+    assert out["single"][:2] == (6, 1), out["single"][:2]
+    np.testing.assert_allclose(out["sharded"][2], out["single"][2])
+    np.testing.assert_allclose(out["sharded"][3], out["single"][3], rtol=1e-4, atol=1e-6)
+    print("OK")
+    """
+)
+
+
+def test_sharded_population_matches_unsharded():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    env.pop("JAX_PLATFORMS", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", _SHARDED], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-4000:]
+
+
+def test_population_rejects_bad_arguments(env):
+    with pytest.raises(TypeError, match="(?i)sequence"):
+        PPO.population(SMALL, env)  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ValueError, match="at least one"):
+        PPO.population([SMALL], env, seeds=())
+    with pytest.raises(ValueError, match="n_steps"):
+        PPO.population([{**SMALL, "n_steps": 0}], env)
