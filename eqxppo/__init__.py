@@ -9,6 +9,7 @@ from .configspaces import PPOConfig as PPOConfig
 from .configspaces import PPOHyperparams as PPOHyperparams
 from .envs import make_env as make_env
 from .ppo import PPO as PPO
+from .ppo import CheckpointError as CheckpointError
 from .ppo import Population as Population
 from .ppo import PopulationState as PopulationState
 from .ppo import PPOMetrics as PPOMetrics
@@ -17,6 +18,8 @@ from .ppo import PPOState as PPOState
 from .ppo import PPOTrainingResult as PPOTrainingResult
 from .ppo import PPOTrainState as PPOTrainState
 from .ppo import Transition as Transition
+from .ppo import load as load
+from .ppo import save as save
 
 
 __version__ = "0.1.0"

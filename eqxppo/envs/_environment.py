@@ -67,3 +67,7 @@ class AbstractEnvironment(eqx.Module):
     @abc.abstractmethod
     def with_n_envs(self, n_envs: int) -> "AbstractEnvironment":
         """The same environment with another number of parallel copies."""
+
+    @abc.abstractmethod
+    def make_env_args(self) -> dict[str, Any]:
+        """The `make_env` arguments that rebuild this environment (JSON-able, for checkpoints)."""

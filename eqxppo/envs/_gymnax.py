@@ -119,6 +119,21 @@ class GymnaxEnv(AbstractEnvironment):
             image_obs=self.image_obs,
         )
 
+    def make_env_args(self) -> dict[str, Any]:
+        _, default = gymnax.make(self.env_name)
+        env_kwargs = {}
+        for name in self.params.__dataclass_fields__:
+            value = np.asarray(getattr(self.params, name)).tolist()
+            if value != np.asarray(getattr(default, name)).tolist():
+                env_kwargs[name] = value
+        return {
+            "env_framework": "gymnax",
+            "env_name": self.env_name,
+            "cnn_policy": self.image_obs,
+            "n_envs": self.n_envs,
+            "env_kwargs": env_kwargs,
+        }
+
 
 def make_gymnax_env(
     env_name: str, n_envs: int, image_obs: bool, env_kwargs: dict[str, Any] | None

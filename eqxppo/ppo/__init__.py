@@ -1,6 +1,9 @@
 """PPO as free functions (`init`, `train`, `predict`, `evaluate` and their pieces) and the
 thin `PPO` facade."""
 
+from ._checkpoint import load as load
+from ._checkpoint import save as save
+from ._checkpoint_file import CheckpointError as CheckpointError
 from ._evaluate import evaluate as evaluate
 from ._gae import compute_gae as compute_gae
 from ._init import init as init

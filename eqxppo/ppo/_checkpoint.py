@@ -1,0 +1,129 @@
+"""Save an agent's whole state and load it back as a ready agent (DESIGN decision 6).
+
+The file holds the complete `PPORunnerState` (parameters, optimizer state, observation
+normaliser, environment state, last observation, PRNG key, step counter, continuous
+hyperparameters) plus, as JSON, what `load` needs to rebuild the agent: the
+hyperparameters, architecture, environment arguments and package versions.
+"""
+
+import os
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.random as jr
+
+from ..configspaces import hpo_config_to_dict
+from ..envs import make_env
+from ._checkpoint_file import CheckpointError, read_checkpoint, read_metadata, write_checkpoint
+from ._ppo import PPO
+from ._state import PPOState
+
+
+def _agent_metadata(agent: PPO) -> dict[str, Any]:
+    return {
+        "algorithm": "ppo",
+        "hpo_config": hpo_config_to_dict(agent.config, agent.hparams),
+        "nas_config": {
+            "activation": agent.network_config.activation,
+            "hidden_size": agent.network_config.hidden_size,
+        },
+        "cnn_policy": agent.cnn_policy,
+        "env": agent.env.make_env_args(),
+        "eval_env": agent.eval_env.make_env_args(),
+        "deterministic_eval": agent.deterministic_eval,
+        "track_metrics": agent.track_metrics,
+        "track_trajectories": agent.track_trajectories,
+    }
+
+
+_STRUCTURE_KEYS = ("algorithm", "nas_config", "cnn_policy", "env")
+_STATIC_HPO = ("n_steps", "minibatch_size", "update_epochs", "normalize_advantage",
+               "normalize_observations")  # fmt: skip
+
+
+def save(path: str | os.PathLike, agent: PPO, state: PPOState) -> Path:
+    """Write `state` and `agent`'s configuration to the file `path`, atomically.
+
+    A crash during the write leaves any earlier file at `path` intact. Returns the path.
+    """
+    agent._check_network(state.runner_state.train_state.network, "state's network")
+    metadata = {
+        **_agent_metadata(agent),
+        "global_step": int(state.runner_state.global_step),
+        "prng_impl": str(jax.config.jax_default_prng_impl),  # pyright: ignore[reportAttributeAccessIssue]
+        "versions": {p: version(p) for p in ("eqxppo", "jax", "equinox", "optax", "gymnax")},
+    }
+    return write_checkpoint(path, metadata, state.runner_state)
+
+
+def _agent_from_metadata(meta: dict[str, Any]) -> PPO:
+    env_args, eval_args = meta["env"], meta["eval_env"]
+    env = make_env(**env_args)
+    eval_env = env if eval_args == env_args else make_env(**eval_args)
+    return PPO(
+        meta["hpo_config"],
+        env,
+        eval_env=eval_env,
+        cnn_policy=meta["cnn_policy"],
+        nas_config=meta["nas_config"],
+        deterministic_eval=meta["deterministic_eval"],
+        track_trajectories=meta["track_trajectories"],
+        track_metrics=meta["track_metrics"],
+    )
+
+
+def _check_compatible(path: Path, meta: dict[str, Any], agent: PPO) -> None:
+    mine = _agent_metadata(agent)
+    differ = [k for k in _STRUCTURE_KEYS if meta.get(k) != mine[k]]
+    differ += [
+        f"hpo_config.{k}" for k in _STATIC_HPO if meta["hpo_config"].get(k) != mine["hpo_config"][k]
+    ]
+    if differ:
+        details = "; ".join(
+            f"{k}: file {_lookup(meta, k)!r}, agent {_lookup(mine, k)!r}" for k in differ
+        )
+        raise CheckpointError(
+            f"{str(path)!r} was saved with another configuration than this agent's ({details})."
+        )
+
+
+def _lookup(meta: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        meta = meta.get(part) if isinstance(meta, dict) else None  # type: ignore[assignment]
+    return meta
+
+
+def load(path: str | os.PathLike, agent: PPO | None = None) -> tuple[PPO, PPOState]:
+    """Read a checkpoint written by `save`: `(agent, state)`, ready to `train` or `predict`.
+
+    **Arguments:**
+
+    - `path`: the checkpoint file.
+    - `agent`: an agent to load into; its static configuration, architecture and
+      environment must match the file's. By default the agent is rebuilt from the file,
+      with the hyperparameters it was saved with.
+
+    **Raises:**
+
+    `CheckpointError` (a `ValueError`) for a missing, truncated, corrupt or newer-format
+    file, or one saved with another configuration than `agent`'s.
+    """
+    path = Path(path)
+    meta = read_metadata(path)
+    if meta.get("algorithm") != "ppo":
+        raise CheckpointError(f"{str(path)!r} is not a PPO checkpoint.")
+    if meta.get("prng_impl") != str(jax.config.jax_default_prng_impl):  # pyright: ignore[reportAttributeAccessIssue]
+        raise CheckpointError(
+            f"{str(path)!r} was saved with PRNG implementation {meta.get('prng_impl')!r}; set "
+            "jax_default_prng_impl to it before loading."
+        )
+    if agent is None:
+        agent = _agent_from_metadata(meta)
+    else:
+        _check_compatible(path, meta, agent)
+    like = eqx.filter_eval_shape(agent.init, jr.key(0)).runner_state
+    runner_state = read_checkpoint(path, like)
+    return agent, PPOState(runner_state=runner_state, buffer_state=None)
