@@ -1,8 +1,10 @@
 import contextlib
 from collections.abc import Iterator
 
+import equinox as eqx
 import jax
 import jax.random as jr
+import numpy as np
 import pytest
 
 
@@ -47,3 +49,18 @@ def getkey():
     """A fresh key per call, deterministic per test."""
     keys = iter(jr.split(jr.key(1234), 1000))
     return lambda: next(keys)
+
+
+def _host_leaves(tree) -> list[np.ndarray]:
+    leaves = jax.tree.leaves(eqx.filter(tree, eqx.is_array))
+    is_key = lambda x: jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+    return [np.asarray(jr.key_data(x) if is_key(x) else x) for x in leaves]
+
+
+def assert_bitwise_equal(a, b) -> None:
+    """Every array leaf (PRNG keys as their data) equal in shape, dtype and bits."""
+    la, lb = _host_leaves(a), _host_leaves(b)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb):
+        assert x.dtype == y.dtype and x.shape == y.shape
+        np.testing.assert_array_equal(x, y)

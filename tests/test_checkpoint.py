@@ -6,11 +6,11 @@ import subprocess
 import sys
 import textwrap
 
-import equinox as eqx
 import jax
 import jax.random as jr
 import numpy as np
 import pytest
+from conftest import assert_bitwise_equal
 
 import eqxppo
 from eqxppo import PPO, CheckpointError, make_env
@@ -21,22 +21,6 @@ HPO = {"n_steps": 16, "minibatch_size": 32, "update_epochs": 2, "normalize_obser
        "learning_rate": 1e-3}  # fmt: skip
 NAS = {"hidden_size": 16}
 HALF = {"n_total_timesteps": 256, "n_eval_steps": 1, "n_eval_episodes": 3}
-
-
-def _leaves(state) -> list[np.ndarray]:
-    arrays = eqx.filter(state, eqx.is_array)
-    return [
-        np.asarray(jr.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
-        for x in jax.tree.leaves(arrays)
-    ]
-
-
-def _assert_bitwise_equal(a, b) -> None:
-    la, lb = _leaves(a), _leaves(b)
-    assert len(la) == len(lb)
-    for x, y in zip(la, lb):
-        assert x.dtype == y.dtype and x.shape == y.shape
-        np.testing.assert_array_equal(x, y)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +38,7 @@ def half(agent):
 def test_round_trip_restores_agent_and_every_leaf(agent, half, tmp_path):
     path = eqxppo.save(tmp_path / "ckpt.eqx", agent, half)
     loaded_agent, loaded = eqxppo.load(path)
-    _assert_bitwise_equal(loaded.runner_state, half.runner_state)
+    assert_bitwise_equal(loaded.runner_state, half.runner_state)
     assert loaded_agent.config == agent.config
     assert loaded_agent.network_config == agent.network_config
     assert float(loaded_agent.hparams.learning_rate) == float(agent.hparams.learning_rate)
@@ -88,7 +72,7 @@ def test_resume_in_a_new_process_is_bitwise_identical(agent, half, tmp_path):
         check=True, timeout=600,
     )  # fmt: skip
     _, resumed = eqxppo.load(tmp_path / "end.eqx")
-    _assert_bitwise_equal(resumed.runner_state, full.runner_state)
+    assert_bitwise_equal(resumed.runner_state, full.runner_state)
     rewards = np.concatenate([first_result.eval_rewards, np.load(tmp_path / "rewards.npy")])
     np.testing.assert_array_equal(rewards, full_result.eval_rewards)
 

@@ -1,38 +1,154 @@
+"""The command line: train / resume / Ctrl-C, evaluate, sweep, and one-line user errors."""
+
 import csv
 import json
+import signal
 import subprocess
 import sys
+import time
 
+import pytest
+import yaml
+from conftest import assert_bitwise_equal
+
+import eqxppo
 from eqxppo.__main__ import main
 
 
-def test_train_writes_config_metrics_and_plot(tmp_path, capsys):
+SMALL = ["--set", "n_steps=32", "--set", "minibatch_size=64", "--set", "update_epochs=2",
+         "--set", "hidden_size=8"]  # fmt: skip
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_config_metrics_plot_and_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(
-        ["train", "--timesteps", "1024", "--n-envs", "2", "--chunks", "2", "--eval-episodes",
-         "2", "--set", "n_steps=32", "--set", "hidden_size=8", "--out", str(out)]
-    )  # fmt: skip
+    code = main(["train", "--timesteps", "1024", "--n-envs", "2", "--chunks", "2",
+                 "--eval-episodes", "2", *SMALL, "--out", str(out)])  # fmt: skip
     assert code == 0
     config = json.loads((out / "config.json").read_text())
     assert config["hpo"]["n_steps"] == 32 and config["nas"]["hidden_size"] == 8
-    with open(out / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = _rows(out / "metrics.csv")
     assert [int(r["step"]) for r in rows] == [512, 1024]
+    assert {"mean_return", "min_return", "max_return", "loss", "value_loss", "actor_loss",
+            "entropy", "steps_per_s"} <= set(rows[0])  # fmt: skip
+    assert all(float(r["min_return"]) <= float(r["mean_return"]) <= float(r["max_return"])
+               for r in rows)  # fmt: skip
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    agent, state = eqxppo.load(out / "checkpoint.eqx")
+    assert int(state.runner_state.global_step) == 1024 and agent.config.n_steps == 32
     assert "final eval return" in capsys.readouterr().out
 
+    assert main(["evaluate", str(out), "--episodes", "3"]) == 0
+    assert "+-" in capsys.readouterr().out and main(["evaluate", str(out), "--stochastic"]) == 0
 
-def test_user_errors_exit_nonzero_with_one_line():
-    for args, needle in [
-        (["--set", "learnin_rate=1"], "learnin_rate"),
-        (["--set", "gamma=2"], "gamma"),
-        (["--env", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
-    ]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "eqxppo", "train", "--timesteps", "64", *args],
-            capture_output=True,
-            text=True,
-        )
-        assert proc.returncode == 2
-        assert needle in proc.stderr and "Traceback" not in proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1
+
+@pytest.mark.parametrize("name", ["c.json", "c.yaml"])
+def test_config_file_then_set_overrides(tmp_path, name):
+    values = {"n_steps": 16, "learning_rate": 1e-3, "hidden_size": 8}
+    text = json.dumps(values) if name.endswith("json") else yaml.safe_dump(values)
+    (tmp_path / name).write_text(text)
+    out = tmp_path / "run"
+    code = main(["train", "--timesteps", "64", "--n-envs", "2", "--chunks", "1",
+                 "--eval-episodes", "1", "--config", str(tmp_path / name),
+                 "--set", "learning_rate=3e-4", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["hpo"]["n_steps"] == 16 and config["nas"]["hidden_size"] == 8
+    assert config["hpo"]["learning_rate"] == pytest.approx(3e-4)
+
+
+_RUN = [sys.executable, "-m", "eqxppo", "train", "--timesteps", "19200", "--n-envs", "4",
+        "--chunks", "150", "--eval-episodes", "1", "--set", "n_steps=32", "--set",
+        "minibatch_size=64", "--set", "update_epochs=1", "--set", "hidden_size=8"]  # fmt: skip
+
+
+def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(tmp_path):
+    interrupted = tmp_path / "interrupted"
+    proc = subprocess.Popen([*_RUN, "--out", str(interrupted)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (interrupted / "checkpoint.eqx").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "interrupted; checkpoint at step" in stdout and "Traceback" not in stderr
+    stopped_at = len(_rows(interrupted / "metrics.csv"))
+    assert 1 <= stopped_at < 150
+
+    resume = [sys.executable, "-m", "eqxppo", "train", "--resume", str(interrupted)]
+    resumed = subprocess.run(resume, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    straight = tmp_path / "straight"
+    subprocess.run([*_RUN, "--out", str(straight)], check=True, capture_output=True, timeout=600)
+
+    _, a = eqxppo.load(interrupted / "checkpoint.eqx")
+    _, b = eqxppo.load(straight / "checkpoint.eqx")
+    assert int(a.runner_state.global_step) == 19200
+    assert_bitwise_equal(a.runner_state, b.runner_state)
+    rows_a, rows_b = _rows(interrupted / "metrics.csv"), _rows(straight / "metrics.csv")
+    key = lambda rows: [(r["step"], r["mean_return"], r["loss"]) for r in rows]
+    assert len(rows_a) >= 149 and set(key(rows_a)) <= set(key(rows_b))
+
+
+def test_sweep_ranks_configurations(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    code = main(["sweep", "--n-configs", "3", "--seeds", "2", "--timesteps", "512",
+                 "--n-envs", "2", "--chunks", "2", "--eval-episodes", "2",
+                 "--set", "n_steps=16", "--set", "minibatch_size=32",
+                 "--set", "update_epochs=1", "--set", "normalize_observations=false",
+                 "--set", "normalize_advantage=true", "--set", "hidden_size=8",
+                 "--out", str(out)])  # fmt: skip
+    assert code == 0
+    rows = _rows(out / "results.csv")
+    assert [int(r["config"]) for r in rows] == [0, 1, 2]
+    assert sorted(int(r["rank"]) for r in rows) == [1, 2, 3]
+    best = min(rows, key=lambda r: int(r["rank"]))
+    assert float(best["mean_final_return"]) == max(float(r["mean_final_return"]) for r in rows)
+    assert len({r["learning_rate"] for r in rows}) == 3  # sampled, not fixed
+    assert {r["n_steps"] for r in rows} == {"16"}  # fixed by --set
+    assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "1 compiled group" in printed and f"best configuration {best['config']}" in printed
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["train", "--set", "learnin_rate=1"], "learnin_rate"),
+        (["train", "--set", "gamma=2"], "gamma"),
+        (["train", "--env", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
+        (["train", "--config", "missing.yaml"], "missing.yaml"),
+        (["train", "--resume", "no/such/dir"], "no/such/dir"),
+        (["train", "--resume", ".", "--env", "Acrobot-v1"], "--env"),
+        (["evaluate", "no/such/dir"], "no/such/dir"),
+        (["sweep", "--n-configs", "0", "--out", "x"], "--n-configs"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(args, needle, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([*args, *(["--timesteps", "64"] if args[0] == "train" else [])]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_console_entry_point_prints_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "eqxppo", "train", "--set", "gamma=2"],
+                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        "eqxppo: error: PPO hyperparameter `gamma` must be in [0, 1], got 2.0."
+    )
+
+
+def test_out_refuses_to_overwrite_a_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--timesteps", "64", "--n-envs", "2", "--chunks", "1", "--eval-episodes",
+            "1", *SMALL, "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert main(args) == 2
+    assert "--resume" in capsys.readouterr().err

@@ -1,0 +1,111 @@
+"""What the subcommands share: parsing overrides and config files, progress, CSV, plots."""
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..configspaces import HPO_KEYS, NAS_KEYS
+
+
+CHECKPOINT = "checkpoint.eqx"
+
+
+def parse_value(text: str) -> Any:
+    """`true`/`false`, an int, a float, or the text itself."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def split_hpo_nas(values: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sort a flat mapping into HPO and NAS hyperparameters; unknown names raise."""
+    unknown = sorted(set(values) - set(HPO_KEYS) - set(NAS_KEYS))
+    if unknown:
+        raise ValueError(
+            f"Unknown hyperparameter(s) {unknown} in {where}; valid: {sorted(HPO_KEYS + NAS_KEYS)}."
+        )
+    hpo = {k: v for k, v in values.items() if k in HPO_KEYS}
+    nas = {k: v for k, v in values.items() if k in NAS_KEYS}
+    return hpo, nas
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` items as a mapping."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}.")
+        out[key] = parse_value(value)
+    return out
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Hyperparameters from JSON or YAML: a flat mapping, or `{"hpo": {...}, "nas": {...}}`
+    (the `config.json` a run writes)."""
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"--config: no such file {path!r}.")
+    text = file.read_text()
+    if file.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            message = "--config with YAML needs PyYAML: pip install 'eqxppo[cli]'."
+            raise ValueError(message) from None
+        data = yaml.safe_load(text)
+    elif file.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--config {path!r} is not valid JSON: {error}.") from None
+    else:
+        raise ValueError(f"--config {path!r}: expected a .json, .yaml or .yml file.")
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path!r} must hold a mapping of hyperparameters.")
+    if "hpo" in data or "nas" in data:
+        data = {**data.get("hpo", {}), **data.get("nas", {})}
+    return data
+
+
+def progress(total: int, initial: int = 0):
+    """A tqdm bar on stderr, or `None` without the `cli` extra (plain lines instead)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite `path` with `rows` (atomically: a crash leaves the previous file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV this command line wrote, with numbers parsed."""
+    with open(path, newline="") as f:
+        return [{k: parse_value(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no screen needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

@@ -1,0 +1,41 @@
+"""`eqxppo evaluate DIR`: load a run's checkpoint and report its return over fresh episodes."""
+
+import argparse
+from pathlib import Path
+
+import jax.random as jr
+import numpy as np
+
+from ..ppo import evaluate, load
+from ._common import CHECKPOINT
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """Print `mean +- std` of the return over `--episodes` episodes."""
+    path = Path(args.dir)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise ValueError(f"evaluate: no checkpoint at {str(path)!r} (expected a run directory "
+                         f"of `eqxppo train --out DIR` or a {CHECKPOINT} file).")  # fmt: skip
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}.")
+    agent, state = load(path)
+    runner_state = state.runner_state
+    returns = np.asarray(
+        evaluate(
+            runner_state.train_state.network,
+            runner_state.normalizer_state,
+            agent.eval_env,
+            jr.key(args.seed),
+            args.episodes,
+            not args.stochastic,
+            agent.config.normalize_observations,
+        )
+    )
+    mode = "stochastic" if args.stochastic else "deterministic"
+    env_name = agent.env.make_env_args()["env_name"]
+    print(f"{env_name} at step {int(runner_state.global_step):,}: return "
+          f"{returns.mean():.1f} +- {returns.std():.1f} over {args.episodes} {mode} episodes "
+          f"(min {returns.min():.1f}, max {returns.max():.1f})")  # fmt: skip
+    return 0

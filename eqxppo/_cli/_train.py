@@ -1,0 +1,194 @@
+"""`eqxppo train`: chunks of one compiled call each, a checkpoint after every chunk.
+
+The run directory (`--out DIR`) holds `config.json` (the run's settings), `metrics.csv`
+(one row per chunk), `learning_curve.png` and `checkpoint.eqx`. Ctrl-C keeps the last
+finished chunk's checkpoint and exits; `--resume DIR` continues from it exactly.
+"""
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.random as jr
+import numpy as np
+
+from ..configspaces import hpo_config_to_dict
+from ..envs import make_env
+from ..ppo import PPO, PPOState, PPOTrainingResult, load, save
+from ._common import (
+    CHECKPOINT,
+    load_config_file,
+    parse_sets,
+    progress,
+    pyplot,
+    read_csv,
+    split_hpo_nas,
+    write_csv,
+)
+
+
+# Flags that set up a new run; `--resume` takes them from the run's config.json.
+NEW_RUN_FLAGS = ("env", "framework", "n_envs", "seed", "config", "set", "out", "chunks",
+                 "eval_episodes")  # fmt: skip
+DEFAULTS: dict[str, Any] = {"env": "CartPole-v1", "framework": "gymnax", "timesteps": 200_000,
+                            "seed": 0, "n_envs": 8, "chunks": 10, "eval_episodes": 10}  # fmt: skip
+
+
+def _new_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOState, Path | None]:
+    settings = {k: DEFAULTS[k] if getattr(args, k) is None else getattr(args, k) for k in DEFAULTS}
+    values = load_config_file(args.config) if args.config else {}
+    values.update(parse_sets(args.set or []))
+    hpo, nas = split_hpo_nas(values, "--config/--set")
+    env = make_env(settings["framework"], settings["env"], n_envs=settings["n_envs"])
+    agent = PPO(hpo, env, nas_config=nas, track_metrics=True)
+    for name in ("timesteps", "chunks", "eval_episodes"):
+        if settings[name] < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {settings[name]}.")
+    settings["chunk_timesteps"] = math.ceil(settings["timesteps"] / settings["chunks"])
+    settings["hpo"] = hpo_config_to_dict(agent.config, agent.hparams)
+    settings["nas"] = {"activation": agent.network_config.activation,
+                       "hidden_size": agent.network_config.hidden_size}  # fmt: skip
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        if (out / CHECKPOINT).exists():
+            raise ValueError(
+                f"--out {str(out)!r} already holds a run; continue it with --resume {out} "
+                "or choose another directory."
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(settings, indent=2))
+    return settings, agent, agent.init(jr.key(settings["seed"])), out
+
+
+def _resumed_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOState, Path]:
+    given = [f"--{k.replace('_', '-')}" for k in NEW_RUN_FLAGS if getattr(args, k)]
+    if given:
+        raise ValueError(
+            f"--resume continues the run with the settings in its config.json; drop {given} "
+            "(only --timesteps may change, to extend the run)."
+        )
+    out = Path(args.resume)
+    if not (out / "config.json").is_file() or not (out / CHECKPOINT).is_file():
+        raise ValueError(
+            f"--resume {str(out)!r}: no run to resume there (it needs config.json and "
+            f"{CHECKPOINT}, written by `eqxppo train --out DIR`)."
+        )
+    settings = json.loads((out / "config.json").read_text())
+    if args.timesteps is not None:
+        settings["timesteps"] = args.timesteps
+    agent, state = load(out / CHECKPOINT)
+    return settings, agent, state, out
+
+
+def _row(step: int, result: PPOTrainingResult, steps_per_s: float, wall_s: float) -> dict:
+    returns = np.asarray(result.eval_rewards)[-1]
+    assert result.metrics is not None
+    total, (value_loss, actor_loss, entropy) = result.metrics.loss
+    return {
+        "step": step,
+        "mean_return": round(float(returns.mean()), 4),
+        "min_return": round(float(returns.min()), 4),
+        "max_return": round(float(returns.max()), 4),
+        "loss": round(float(np.mean(total)), 6),
+        "value_loss": round(float(np.mean(value_loss)), 6),
+        "actor_loss": round(float(np.mean(actor_loss)), 6),
+        "entropy": round(float(np.mean(entropy)), 6),
+        "steps_per_s": round(steps_per_s, 1),
+        "wall_s": round(wall_s, 2),
+    }
+
+
+def plot_learning_curve(rows: list[dict[str, Any]], title: str, path: Path) -> None:
+    """Mean eval return against steps, with the min-max band over episodes."""
+    plt = pyplot()
+    steps = [r["step"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(steps, [r["mean_return"] for r in rows], marker=".", label="mean eval return")
+    ax.fill_between(steps, [r["min_return"] for r in rows], [r["max_return"] for r in rows],
+                    alpha=0.25, label="min-max over episodes")  # fmt: skip
+    ax.set(xlabel="environment steps", ylabel="return", title=title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _finish(rows: list[dict[str, Any]], settings: dict[str, Any], out: Path | None) -> None:
+    if out is None or not rows:
+        return
+    write_csv(out / "metrics.csv", rows)
+    plot_learning_curve(rows, f"eqxppo PPO on {settings['env']}", out / "learning_curve.png")
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """Train or resume a run; see the module docstring."""
+    if args.resume:
+        settings, agent, state, out = _resumed_run(args)
+        rows = [r for r in read_csv(out / "metrics.csv")] if (out / "metrics.csv").exists() else []
+    else:
+        settings, agent, state, out = _new_run(args)
+        rows = []
+    step = int(state.runner_state.global_step)
+    rows = [r for r in rows if r["step"] <= step]
+    total = settings["timesteps"]
+    verb = "resuming" if args.resume else "training"
+    print(f"eqxppo: {verb} PPO on {settings['env']} ({settings['n_envs']} envs) at step "
+          f"{step:,} of {total:,}; the first chunk includes compilation", flush=True)  # fmt: skip
+    saved_step = step if args.resume else None
+    bar = progress(total, initial=min(step, total))
+    start = time.perf_counter()
+    try:
+        while step < total:
+            t0 = time.perf_counter()
+            state, result = agent.train(
+                *state, n_total_timesteps=settings["chunk_timesteps"], n_eval_steps=1,
+                n_eval_episodes=settings["eval_episodes"],
+            )  # fmt: skip
+            result = jax.block_until_ready(result)
+            new_step = int(state.runner_state.global_step)
+            now = time.perf_counter()
+            prev_wall = rows[-1]["wall_s"] if rows else 0.0
+            sps = (new_step - step) / (now - t0)
+            rows.append(_row(new_step, result, sps, prev_wall + now - t0))
+            step = new_step
+            if out is not None:
+                save(out / CHECKPOINT, agent, state)
+                saved_step = step
+                write_csv(out / "metrics.csv", rows)
+            if bar is not None:
+                bar.update(min(step, total) - bar.n)
+                bar.set_postfix(ret=f"{rows[-1]['mean_return']:.1f}",
+                                sps=f"{rows[-1]['steps_per_s']:,.0f}")  # fmt: skip
+            else:
+                print(f"step {step:>11,}  return {rows[-1]['mean_return']:9.1f}  "
+                      f"{rows[-1]['steps_per_s']:>10,.0f} steps/s", flush=True)  # fmt: skip
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        _finish(rows, settings, out)
+        if out is None:
+            where = "nothing saved (no --out)"
+        elif saved_step is None:
+            where = "no chunk finished, nothing to resume"
+        else:
+            where = f"checkpoint at step {saved_step:,}; continue with: eqxppo train --resume {out}"
+        print(f"eqxppo: interrupted; {where}", flush=True)
+        return 130
+    if bar is not None:
+        bar.close()
+    _finish(rows, settings, out)
+    if rows:
+        last = rows[-1]
+        print(f"{settings['env']}: final eval return {last['mean_return']:.1f} (min "
+              f"{last['min_return']:.1f}, max {last['max_return']:.1f}, "
+              f"{settings['eval_episodes']} episodes) after {step:,} steps; "
+              f"{time.perf_counter() - start:.1f} s this session")  # fmt: skip
+    else:
+        print(f"nothing to do: the run is at step {step:,} of {total:,}.")
+    if out is not None:
+        print(f"wrote {out}/: config.json, metrics.csv, learning_curve.png, {CHECKPOINT}")
+    return 0
