@@ -5,7 +5,15 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 import eqxppo
-from eqxppo import PPO, PPORunnerState, PPOState, PPOTrainingResult, make_env
+from eqxppo import (
+    PPO,
+    Population,
+    PopulationState,
+    PPORunnerState,
+    PPOState,
+    PPOTrainingResult,
+    make_env,
+)
 from eqxppo.configspaces import parse_hpo_config, parse_nas_config
 from eqxppo.ppo import compute_gae, init, predict, train
 
@@ -38,6 +46,20 @@ def gae_by_hand() -> Float[Array, "n_steps n_envs"]:
     no = jnp.zeros((3, 2), bool)
     advantages, _ = compute_gae(zeros, zeros, zeros, no, no, jnp.float32(0.99), jnp.float32(0.95))
     return advantages
+
+
+def population_and_checkpoint(path: str) -> Float[Array, "n_members n_eval_steps n_eval_episodes"]:
+    env = make_env("gymnax", "CartPole-v1", n_envs=4)
+    configs = PPO.get_hpo_config_space(seed=0).sample_configuration(2)
+    pop: Population = PPO.population(configs, env, seeds=range(2))
+    state: PopulationState = pop.init(jax.random.key(0))
+    state, result = pop.train(state, n_total_timesteps=2_000, n_eval_steps=1)
+    state = pop.update_hparams(state, learning_rate=pop.get_hparams(state)["learning_rate"] / 2)
+    member: PPOState = pop.member(state, 3)
+    eqxppo.save(path, PPO.from_population(pop, 3), member)
+    agent, restored = eqxppo.load(path)
+    agent.train(*restored, n_total_timesteps=1_000, n_eval_steps=1)
+    return result.eval_rewards
 
 
 print(eqxppo.__version__)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import jax.random as jr
 
 
@@ -29,7 +30,7 @@ class CheckpointError(ValueError):
 
 
 def _is_key(x: Any) -> bool:
-    return isinstance(x, jax.Array | jax.ShapeDtypeStruct) and jax.dtypes.issubdtype(
+    return isinstance(x, jax.Array | jax.ShapeDtypeStruct) and jnp.issubdtype(
         x.dtype, jax.dtypes.prng_key
     )
 

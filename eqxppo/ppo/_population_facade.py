@@ -79,7 +79,7 @@ class Population:
         deterministic_eval: bool = True,
         track_metrics: bool = False,
         track_trajectories: bool = False,
-        devices: Sequence[jax.Device] | None = None,
+        devices: Sequence[Any] | None = None,
     ) -> None:
         if isinstance(hpo_configs, Mapping):
             raise TypeError("hpo_configs must be a sequence of configurations, got one mapping.")

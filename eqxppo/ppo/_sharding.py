@@ -15,7 +15,7 @@ T = TypeVar("T")
 MEMBER_AXIS = "members"
 
 
-def member_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+def member_mesh(devices: Sequence[Any] | None = None) -> Mesh:
     """A one-axis mesh (`"members"`) over `devices` (default: all of `jax.devices()`)."""
     return Mesh(np.asarray(jax.devices() if devices is None else list(devices)), (MEMBER_AXIS,))
 
