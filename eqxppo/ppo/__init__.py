@@ -5,6 +5,7 @@ from ._checkpoint import load as load
 from ._checkpoint import save as save
 from ._checkpoint_file import CheckpointError as CheckpointError
 from ._evaluate import evaluate as evaluate
+from ._flat import flatten_network as flatten_network
 from ._gae import compute_gae as compute_gae
 from ._init import init as init
 from ._loss import ppo_loss as ppo_loss
@@ -29,6 +30,7 @@ from ._state import PPOTrainState as PPOTrainState
 from ._state import Transition as Transition
 from ._train import train as train
 from ._update import Batch as Batch
+from ._update import FlatTrainState as FlatTrainState
 from ._update import update_epoch as update_epoch
 from ._update import update_minibatch as update_minibatch
 from ._update import update_step as update_step

@@ -15,13 +15,16 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree, Real
 from ..configspaces import PPOHyperparams
 from ..envs import NormalizerState
 from ..networks import AbstractActorCritic
+from ._flat import flatten_network
 
 
 class PPOTrainState(eqx.Module):
     """The network (its array leaves are the parameters) and the optimizer state.
 
     `step` counts gradient updates. The optimizer is rebuilt from the traced
-    hyperparameters at every update (`make_optimizer`), so it is not stored here.
+    hyperparameters at every update (`make_optimizer`), so it is not stored here; its
+    state (Adam's moments) is over the network's trainable arrays flattened into one
+    vector, in `jax.flatten_util.ravel_pytree` order (see `ppo/_flat.py`).
     """
 
     network: AbstractActorCritic
@@ -36,9 +39,12 @@ class PPOTrainState(eqx.Module):
         tx: optax.GradientTransformation,
         opt_state: optax.OptState | None = None,
     ) -> "PPOTrainState":
-        """A train state at step 0; `opt_state=None` initialises `tx` on the network."""
+        """A train state at step 0; `opt_state=None` initialises `tx` on the network.
+
+        The optimizer state is over the flattened parameter vector (`flatten_network`).
+        """
         if opt_state is None:
-            opt_state = tx.init(eqx.filter(network, eqx.is_inexact_array))
+            opt_state = tx.init(flatten_network(network)[0])
         return cls(network=network, opt_state=opt_state, step=jnp.zeros((), jnp.int32))
 
     @property

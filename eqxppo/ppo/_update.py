@@ -1,19 +1,23 @@
 """One PPO iteration: rollout, GAE, then epochs of minibatch gradient steps."""
 
+from collections.abc import Callable
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 import jax.tree_util as jtu
-from jaxtyping import Array, PRNGKeyArray
+import optax
+from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ..configspaces import PPOConfig, PPOHyperparams
 from ..envs import AbstractEnvironment, update_normalizer
+from ..networks import AbstractActorCritic
+from ._flat import flatten_network
 from ._gae import compute_gae
 from ._loss import ppo_loss
 from ._optimizer import global_norm, make_optimizer
 from ._rollout import collect_rollout, maybe_normalize
-from ._scan import filter_scan
 from ._state import PPOMetrics, PPORunnerState, PPOTrainState, Transition
 
 
@@ -28,43 +32,56 @@ class Batch(eqx.Module):
     targets: Array
 
 
+class FlatTrainState(eqx.Module):
+    """The train state inside the update epochs: parameters and Adam moments as vectors.
+
+    `update_step` flattens the network once per update and rebuilds it afterwards
+    (`flatten_network`); see `ppo/_flat.py` for what this buys.
+    """
+
+    params: Float[Array, " n_params"]
+    opt_state: optax.OptState
+    step: Int[Array, ""]
+
+
 def update_minibatch(
-    train_state: PPOTrainState,
+    state: FlatTrainState,
+    unflatten: Callable[[Array], AbstractActorCritic],
     minibatch: Batch,
     hparams: PPOHyperparams,
     normalize_advantage: bool,
-) -> tuple[PPOTrainState, tuple[tuple[Array, tuple[Array, Array, Array]], Array]]:
+) -> tuple[FlatTrainState, tuple[tuple[Array, tuple[Array, Array, Array]], Array]]:
     """One gradient step on one minibatch; returns the losses and the gradient norm."""
-    (total, aux), grads = eqx.filter_value_and_grad(ppo_loss, has_aux=True)(
-        train_state.network,
-        minibatch.obs,
-        minibatch.action,
-        minibatch.log_prob,
-        minibatch.value,
-        minibatch.advantages,
-        minibatch.targets,
-        hparams,
-        normalize_advantage,
-    )
-    tx = make_optimizer(hparams)
-    updates, opt_state = tx.update(grads, train_state.opt_state, train_state.params)
-    train_state = PPOTrainState(
-        network=eqx.apply_updates(train_state.network, updates),
-        opt_state=opt_state,
-        step=train_state.step + 1,
-    )
-    return train_state, ((total, aux), global_norm(grads))
+
+    def loss(params: Array) -> tuple[Array, tuple[Array, Array, Array]]:
+        return ppo_loss(
+            unflatten(params),
+            minibatch.obs,
+            minibatch.action,
+            minibatch.log_prob,
+            minibatch.value,
+            minibatch.advantages,
+            minibatch.targets,
+            hparams,
+            normalize_advantage,
+        )
+
+    (total, aux), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
+    updates, opt_state = make_optimizer(hparams).update(grads, state.opt_state, state.params)
+    state = FlatTrainState(state.params + updates, opt_state, state.step + 1)
+    return state, ((total, aux), global_norm(grads))
 
 
 def update_epoch(
-    train_state: PPOTrainState,
+    state: FlatTrainState,
+    unflatten: Callable[[Array], AbstractActorCritic],
     batch: Batch,
     key: PRNGKeyArray,
     hparams: PPOHyperparams,
     n_minibatches: int,
     minibatch_size: int,
     normalize_advantage: bool,
-) -> tuple[PPOTrainState, tuple[tuple[Array, tuple[Array, Array, Array]], Array]]:
+) -> tuple[FlatTrainState, tuple[tuple[Array, tuple[Array, Array, Array]], Array]]:
     """One epoch: shuffle the batch, split it into minibatches, step on each in turn.
 
     The batch is permuted once and reshaped into `(n_minibatches, minibatch_size)`
@@ -76,9 +93,9 @@ def update_epoch(
     minibatches = jtu.tree_map(
         lambda x: x[permutation].reshape(n_minibatches, minibatch_size, *x.shape[1:]), batch
     )
-    return filter_scan(
-        lambda ts, mb: update_minibatch(ts, mb, hparams, normalize_advantage),
-        train_state,
+    return jax.lax.scan(
+        lambda st, mb: update_minibatch(st, unflatten, mb, hparams, normalize_advantage),
+        state,
         minibatches,
     )
 
@@ -132,13 +149,17 @@ def update_step(
     )
     n_minibatches = config.n_minibatches(env.n_envs)
     minibatch_size = config.effective_minibatch_size(env.n_envs)
-    train_state, (loss, grad_norm) = filter_scan(
-        lambda ts, key: update_epoch(
-            ts, batch, key, hparams, n_minibatches, minibatch_size, config.normalize_advantage
+    flat_params, unflatten = flatten_network(train_state.network)
+    state = FlatTrainState(flat_params, train_state.opt_state, train_state.step)
+    state, (loss, grad_norm) = jax.lax.scan(
+        lambda st, key: update_epoch(
+            st, unflatten, batch, key, hparams, n_minibatches, minibatch_size,
+            config.normalize_advantage,
         ),
-        train_state,
+        state,
         jr.split(epochs_key, config.update_epochs),
-    )
+    )  # fmt: skip
+    train_state = PPOTrainState(unflatten(state.params), state.opt_state, state.step)
 
     runner_state = PPORunnerState(
         rng=rng,

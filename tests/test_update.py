@@ -1,0 +1,61 @@
+"""The update epochs' flat parameter vector against optax on the network itself."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+
+from eqxppo import make_env
+from eqxppo.configspaces import parse_hpo_config, parse_nas_config
+from eqxppo.networks import make_network
+from eqxppo.ppo import (
+    Batch,
+    FlatTrainState,
+    flatten_network,
+    make_optimizer,
+    ppo_loss,
+    update_minibatch,
+)
+
+
+def test_flat_steps_match_optax_clip_and_adam_on_the_network(getkey):
+    env = make_env("gymnax", "Pendulum-v1")  # continuous: the log-std is a leaf too
+    network = make_network(
+        parse_nas_config({"hidden_size": 8}), env.observation_shape, env.action_spec, key=getkey()
+    )
+    _, hp = parse_hpo_config({"learning_rate": 1e-2, "max_grad_norm": 0.1})
+    minibatches = [
+        Batch(
+            obs=jr.normal(getkey(), (16, 3)),
+            action=jr.normal(getkey(), (16, 1)),
+            log_prob=jr.normal(getkey(), (16,)) - 1.0,
+            value=jr.normal(getkey(), (16,)),
+            advantages=jr.normal(getkey(), (16,)),
+            targets=jr.normal(getkey(), (16,)),
+        )
+        for _ in range(3)
+    ]
+
+    flat, unflatten = flatten_network(network)
+    state = FlatTrainState(flat, make_optimizer(hp).init(flat), jnp.zeros((), jnp.int32))
+    for mb in minibatches:
+        state, _ = update_minibatch(state, unflatten, mb, hp, True)
+
+    tx = optax.chain(optax.clip_by_global_norm(0.1), optax.adam(1e-2, eps=1e-5))
+    params = eqx.filter(network, eqx.is_inexact_array)
+    opt_state = tx.init(params)
+    for mb in minibatches:
+        args = (mb.obs, mb.action, mb.log_prob, mb.value, mb.advantages, mb.targets)
+        grads = eqx.filter_grad(lambda n: ppo_loss(n, *args, hp, True)[0])(network)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        network = eqx.apply_updates(network, updates)
+        params = eqx.filter(network, eqx.is_inexact_array)
+
+    got = jax.tree.leaves(eqx.filter(unflatten(state.params), eqx.is_inexact_array))
+    want = jax.tree.leaves(params)
+    assert int(state.step) == 3 and len(got) == len(want)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(state.params, flat)
