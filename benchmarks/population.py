@@ -81,7 +81,7 @@ def sequential_row(configs: list[dict], env, timesteps: int, recompile: bool) ->
             agent = PPO(config, env)
         else:
             agent.update_hpo_config(config)
-        state = agent.init(jr.key(0))
+        state = agent.init(jr.fold_in(jr.key(0), 0))  # the key of population member (i, seed 0)
         (state, result), seconds, compiled = _timed(
             lambda: agent.train(*state, n_total_timesteps=timesteps)
         )
