@@ -8,6 +8,7 @@ finished chunk's checkpoint and exits; `--resume DIR` continues from it exactly.
 import argparse
 import json
 import math
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,9 @@ def train_command(args: argparse.Namespace) -> int:
     saved_step = step if args.resume else None
     bar = progress(total, initial=min(step, total))
     start = time.perf_counter()
+    # SIGINT means "save and stop" even where the shell that started us ignores it
+    # (a non-interactive shell's `eqxppo train ... &`), so `kill -INT` always works.
+    previous_handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while step < total:
             t0 = time.perf_counter()
@@ -178,6 +182,8 @@ def train_command(args: argparse.Namespace) -> int:
             where = f"checkpoint at step {saved_step:,}; continue with: eqxppo train --resume {out}"
         print(f"eqxppo: interrupted; {where}", flush=True)
         return 130
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
     if bar is not None:
         bar.close()
     _finish(rows, settings, out)
