@@ -1,6 +1,7 @@
 """One PPO iteration: rollout, GAE, then epochs of minibatch gradient steps."""
 
 from collections.abc import Callable
+from typing import cast
 
 import equinox as eqx
 import jax
@@ -68,7 +69,7 @@ def update_minibatch(
 
     (total, aux), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
     updates, opt_state = make_optimizer(hparams).update(grads, state.opt_state, state.params)
-    state = FlatTrainState(state.params + updates, opt_state, state.step + 1)
+    state = FlatTrainState(state.params + cast(Array, updates), opt_state, state.step + 1)
     return state, ((total, aux), global_norm(grads))
 
 
