@@ -13,7 +13,7 @@ from ..configspaces import NetworkConfig, PPOConfig, PPOHyperparams
 from ..envs import AbstractEnvironment
 from ._init import init
 from ._state import PPORunnerState, PPOState, PPOTrainingResult
-from ._train import check_budget, train
+from ._train import train
 
 
 @eqx.filter_jit
@@ -64,20 +64,16 @@ def train_population(
     `(runner_states, PPOTrainingResult)` with a leading member axis on every array,
     e.g. `eval_rewards` of shape `(n_members, n_eval_steps, n_eval_episodes)`.
     """
-    check_budget(n_total_timesteps, n_eval_steps, n_eval_episodes)
-
-    def one(runner_state: PPORunnerState) -> tuple[PPORunnerState, PPOTrainingResult]:
-        return train(
-            runner_state,
-            env,
-            config,
-            n_total_timesteps,
-            n_eval_steps,
-            n_eval_episodes,
-            eval_env,
-            deterministic_eval,
-            track_metrics,
-            track_trajectories,
-        )
-
-    return eqx.filter_vmap(one)(runner_states)
+    # Only the runner state has a member axis; `train` checks the budget and the shapes.
+    return eqx.filter_vmap(train, in_axes=(eqx.if_array(0), *[None] * 9))(
+        runner_states,
+        env,
+        config,
+        n_total_timesteps,
+        n_eval_steps,
+        n_eval_episodes,
+        eval_env,
+        deterministic_eval,
+        track_metrics,
+        track_trajectories,
+    )
