@@ -17,7 +17,7 @@ import jax.random as jr
 
 from ..configspaces import hpo_config_to_dict
 from ..envs import make_env
-from ._checkpoint_file import CheckpointError, read_checkpoint, read_metadata, write_checkpoint
+from ._checkpoint_file import CheckpointError, open_checkpoint, read_state, write_checkpoint
 from ._ppo import PPO
 from ._state import PPOState
 
@@ -112,7 +112,8 @@ def load(path: str | os.PathLike, agent: PPO | None = None) -> tuple[PPO, PPOSta
     file, or one saved with another configuration than `agent`'s.
     """
     path = Path(path)
-    meta = read_metadata(path)
+    checkpoint = open_checkpoint(path)  # read and checksummed once
+    meta = checkpoint.metadata
     if meta.get("algorithm") != "ppo":
         raise CheckpointError(f"{str(path)!r} is not a PPO checkpoint.")
     if meta.get("prng_impl") != str(jax.config.jax_default_prng_impl):  # pyright: ignore[reportAttributeAccessIssue]
@@ -125,5 +126,5 @@ def load(path: str | os.PathLike, agent: PPO | None = None) -> tuple[PPO, PPOSta
     else:
         _check_compatible(path, meta, agent)
     like = eqx.filter_eval_shape(agent.init, jr.key(0)).runner_state
-    runner_state = read_checkpoint(path, like)
+    runner_state = read_state(checkpoint, like)
     return agent, PPOState(runner_state=runner_state, buffer_state=None)

@@ -12,7 +12,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import equinox as eqx
 import jax
@@ -65,7 +65,17 @@ def write_checkpoint(path: str | os.PathLike, metadata: dict[str, Any], tree: An
     return path
 
 
-def _read(path: Path) -> tuple[dict[str, Any], bytes]:
+class CheckpointFile(NamedTuple):
+    """A checkpoint read whole and checked: its metadata and the serialised leaves."""
+
+    path: Path
+    metadata: dict[str, Any]
+    payload: bytes
+
+
+def open_checkpoint(path: str | os.PathLike) -> CheckpointFile:
+    """Read `path` once and check it is a whole checkpoint this version can read."""
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"No checkpoint at {str(path)!r}.")
     data = path.read_bytes()
@@ -91,22 +101,21 @@ def _read(path: Path) -> tuple[dict[str, Any], bytes]:
         )
     if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
         raise CheckpointError(f"{str(path)!r} is corrupt: the state's checksum does not match.")
-    return header, payload
+    return CheckpointFile(path, header["metadata"], payload)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The metadata `write_checkpoint` stored, after checking the file is whole."""
-    return _read(Path(path))[0]["metadata"]
+    return open_checkpoint(path).metadata
 
 
-def read_checkpoint(path: str | os.PathLike, like: T) -> T:
+def read_state(checkpoint: CheckpointFile, like: T) -> T:
     """Load the leaves into the structure of `like` (arrays or `jax.ShapeDtypeStruct`s).
 
     Raises `CheckpointError` when the file's leaves do not have `like`'s shapes and dtypes
     (a checkpoint of another configuration or environment).
     """
-    path = Path(path)
-    _, payload = _read(path)
+    path, payload = checkpoint.path, checkpoint.payload
     arrays, static = eqx.partition(like, lambda x: isinstance(x, jax.Array | jax.ShapeDtypeStruct))
     keys = jax.tree.map(_is_key, arrays)
     template = jax.eval_shape(_key_data, arrays)
