@@ -22,7 +22,7 @@ import jax.random as jr
 import numpy as np
 
 from eqxppo import PPO, make_env
-from eqxppo.configspaces import HPO_KEYS
+from eqxppo.configspaces import HPO_KEYS, PPOConfig
 
 
 _compiles: list[float] = []
@@ -33,8 +33,7 @@ jax.monitoring.register_event_duration_secs_listener(
         else None
     )
 )
-STATIC = ("n_steps", "minibatch_size", "update_epochs", "normalize_advantage",
-          "normalize_observations")  # fmt: skip
+STATIC = tuple(PPOConfig.__dataclass_fields__)  # the hyperparameters that set the program
 
 
 def sample_configs(n: int, seed: int) -> list[dict]:

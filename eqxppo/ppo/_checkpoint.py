@@ -15,7 +15,7 @@ import equinox as eqx
 import jax
 import jax.random as jr
 
-from ..configspaces import hpo_config_to_dict
+from ..configspaces import PPOConfig, hpo_config_to_dict
 from ..envs import make_env
 from ._checkpoint_file import CheckpointError, open_checkpoint, read_state, write_checkpoint
 from ._ppo import PPO
@@ -40,8 +40,7 @@ def _agent_metadata(agent: PPO) -> dict[str, Any]:
 
 
 _STRUCTURE_KEYS = ("algorithm", "nas_config", "cnn_policy", "env")
-_STATIC_HPO = ("n_steps", "minibatch_size", "update_epochs", "normalize_advantage",
-               "normalize_observations")  # fmt: skip
+_STATIC_HPO = tuple(PPOConfig.__dataclass_fields__)
 
 
 def save(path: str | os.PathLike, agent: PPO, state: PPOState) -> Path:

@@ -11,13 +11,16 @@ from ..configspaces import PPOHyperparams
 from ._state import PPORunnerState
 
 
+_NAMES = tuple(PPOHyperparams.__dataclass_fields__)
 # Hyperparameters in [0, 1] whose distance to 1 is perturbed (an effective horizon).
 _DISCOUNTS = ("gamma", "gae_lambda")
 
 
-def _perturb(hparams: PPOHyperparams, factors: Float[Array, "n_members 8"]) -> PPOHyperparams:
+def _perturb(
+    hparams: PPOHyperparams, factors: Float[Array, "n_members n_hparams"]
+) -> PPOHyperparams:
     fields = {}
-    for i, name in enumerate(PPOHyperparams.__dataclass_fields__):
+    for i, name in enumerate(_NAMES):
         value, factor = getattr(hparams, name), factors[:, i]
         if name in _DISCOUNTS:
             fields[name] = jnp.clip(1.0 - (1.0 - value) * factor, 0.0, 1.0)
@@ -70,7 +73,7 @@ def exploit_and_explore(
     take = lambda tree: jax.tree.map(lambda x: x[src], tree)
     arrays, static = eqx.partition(runner_states.train_state, eqx.is_array)
     train_state = eqx.combine(take(arrays), static)
-    draws = jr.choice(factor_key, jnp.asarray(factors, jnp.float32), (n, 8))
+    draws = jr.choice(factor_key, jnp.asarray(factors, jnp.float32), (n, len(_NAMES)))
     hparams = _perturb(take(runner_states.hparams), jnp.where(replaced[:, None], draws, 1.0))
     return runner_states._replace(
         train_state=train_state,

@@ -247,10 +247,10 @@ class Population:
         PPOHyperparams(**current)  # checks every value's range
         new_groups = []
         for group, runner_states in zip(self.groups, state.groups):
-            rows = list(group.members) + [group.members[-1]] * (group.n_padded - len(group.members))
+            rows = list(group.members)
             hparams = PPOHyperparams(**{name: current[name][rows] for name in _HPARAM_NAMES})
-            # Placed as `init` placed them: a change of placement would recompile.
-            hparams = shard_members(hparams, self.mesh)
+            # Padded and placed as `init` did: a change of placement would recompile.
+            hparams = shard_members(pad_members(hparams, group.n_padded), self.mesh)
             new_groups.append(runner_states._replace(hparams=hparams))
         return PopulationState(tuple(new_groups))
 
