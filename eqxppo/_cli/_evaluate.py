@@ -7,7 +7,7 @@ import jax.random as jr
 import numpy as np
 
 from ..ppo import evaluate, load
-from ._common import CHECKPOINT
+from ._common import CHECKPOINT, require_positive
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
@@ -18,8 +18,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise ValueError(f"evaluate: no checkpoint at {str(path)!r} (expected a run directory "
                          f"of `eqxppo train --out DIR` or a {CHECKPOINT} file).")  # fmt: skip
-    if args.episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {args.episodes}.")
+    require_positive(vars(args), ("episodes",))
     agent, state = load(path)
     runner_state = state.runner_state
     returns = np.asarray(

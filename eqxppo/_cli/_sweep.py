@@ -20,7 +20,15 @@ import numpy as np
 from ..configspaces import HPO_KEYS
 from ..envs import make_env
 from ..ppo import PPO
-from ._common import load_config_file, parse_sets, progress, pyplot, split_hpo_nas, write_csv
+from ._common import (
+    load_config_file,
+    parse_sets,
+    progress,
+    pyplot,
+    require_positive,
+    split_hpo_nas,
+    write_csv,
+)
 
 
 def _plain(value: Any) -> Any:
@@ -45,9 +53,9 @@ def _plot(curves: np.ndarray, steps: list[int], ranks: np.ndarray, title: str, p
 
 def sweep_command(args: argparse.Namespace) -> int:
     """Sample, train as a population in chunks, rank, write and print."""
-    for name in ("n_configs", "seeds", "timesteps", "chunks", "eval_episodes", "n_envs"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}.")
+    require_positive(
+        vars(args), ("n_configs", "seeds", "timesteps", "chunks", "eval_episodes", "n_envs")
+    )
     fixed = load_config_file(args.config) if args.config else {}
     fixed.update(parse_sets(args.set or []))
     fixed_hpo, nas = split_hpo_nas(fixed, "--config/--set")

@@ -27,6 +27,7 @@ from ._common import (
     progress,
     pyplot,
     read_csv,
+    require_positive,
     split_hpo_nas,
     write_csv,
 )
@@ -46,9 +47,7 @@ def _new_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOState, P
     hpo, nas = split_hpo_nas(values, "--config/--set")
     env = make_env(settings["framework"], settings["env"], n_envs=settings["n_envs"])
     agent = PPO(hpo, env, nas_config=nas, track_metrics=True)
-    for name in ("timesteps", "chunks", "eval_episodes"):
-        if settings[name] < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {settings[name]}.")
+    require_positive(settings, ("timesteps", "chunks", "eval_episodes"))
     settings["chunk_timesteps"] = math.ceil(settings["timesteps"] / settings["chunks"])
     settings["hpo"] = hpo_config_to_dict(agent.config, agent.hparams)
     settings["nas"] = {"activation": agent.network_config.activation,
@@ -129,7 +128,7 @@ def train_command(args: argparse.Namespace) -> int:
     """Train or resume a run; see the module docstring."""
     if args.resume:
         settings, agent, state, out = _resumed_run(args)
-        rows = [r for r in read_csv(out / "metrics.csv")] if (out / "metrics.csv").exists() else []
+        rows = read_csv(out / "metrics.csv") if (out / "metrics.csv").exists() else []
     else:
         settings, agent, state, out = _new_run(args)
         rows = []
