@@ -22,6 +22,8 @@ from ._ppo import PPO as PPO
 from ._predict import predict as predict
 from ._rollout import Rollout as Rollout
 from ._rollout import collect_rollout as collect_rollout
+from ._shuffle import epoch_permutations as epoch_permutations
+from ._shuffle import permutation as permutation
 from ._state import PPOMetrics as PPOMetrics
 from ._state import PPORunnerState as PPORunnerState
 from ._state import PPOState as PPOState

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import jax.tree_util as jtu
 import optax
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Float, Int
 
 from ..configspaces import PPOConfig, PPOHyperparams
 from ..envs import AbstractEnvironment, update_normalizer
@@ -19,6 +19,7 @@ from ._gae import compute_gae
 from ._loss import ppo_loss
 from ._optimizer import global_norm, make_optimizer
 from ._rollout import collect_rollout, maybe_normalize
+from ._shuffle import epoch_permutations
 from ._state import PPOMetrics, PPORunnerState, PPOTrainState, Transition
 
 
@@ -77,20 +78,18 @@ def update_epoch(
     state: FlatTrainState,
     unflatten: Callable[[Array], AbstractActorCritic],
     batch: Batch,
-    key: PRNGKeyArray,
+    permutation: Int[Array, " n_used"],
     hparams: PPOHyperparams,
-    n_minibatches: int,
     minibatch_size: int,
     normalize_advantage: bool,
 ) -> tuple[FlatTrainState, tuple[tuple[Array, tuple[Array, Array, Array]], Array]]:
-    """One epoch: shuffle the batch, split it into minibatches, step on each in turn.
+    """One epoch: take the batch in `permutation`'s order, step on each minibatch in turn.
 
-    The batch is permuted once and reshaped into `(n_minibatches, minibatch_size)`
-    rather than gathered per minibatch; samples beyond `n_minibatches * minibatch_size`
-    are left out this epoch (a different set each epoch).
+    `permutation` holds `n_minibatches * minibatch_size` distinct sample indices
+    (`epoch_permutations`); the batch is gathered once in that order and reshaped into
+    `(n_minibatches, minibatch_size)` rather than gathered per minibatch.
     """
-    n_used = n_minibatches * minibatch_size
-    permutation = jr.permutation(key, batch.advantages.shape[0])[:n_used]
+    n_minibatches = permutation.shape[0] // minibatch_size
     minibatches = jtu.tree_map(
         lambda x: x[permutation].reshape(n_minibatches, minibatch_size, *x.shape[1:]), batch
     )
@@ -148,17 +147,20 @@ def update_step(
         advantages=_flatten(advantages),
         targets=_flatten(targets),
     )
-    n_minibatches = config.n_minibatches(env.n_envs)
     minibatch_size = config.effective_minibatch_size(env.n_envs)
+    permutations = epoch_permutations(
+        epochs_key, config.update_epochs, batch.advantages.shape[0],
+        config.n_minibatches(env.n_envs) * minibatch_size,
+    )  # fmt: skip
     flat_params, unflatten = flatten_network(train_state.network)
     state = FlatTrainState(flat_params, train_state.opt_state, train_state.step)
     state, (loss, grad_norm) = jax.lax.scan(
-        lambda st, key: update_epoch(
-            st, unflatten, batch, key, hparams, n_minibatches, minibatch_size,
+        lambda st, permutation: update_epoch(
+            st, unflatten, batch, permutation, hparams, minibatch_size,
             config.normalize_advantage,
         ),
         state,
-        jr.split(epochs_key, config.update_epochs),
+        permutations,
     )  # fmt: skip
     train_state = PPOTrainState(unflatten(state.params), state.opt_state, state.step)
 
