@@ -125,3 +125,54 @@ def test_gaussian_against_hand_computation(getkey):
     np.testing.assert_array_equal(d.mode(), mean)
     samples = jax.vmap(d.sample)(jr.split(getkey(), 4000))
     np.testing.assert_allclose(samples.std(0), std, rtol=0.05)
+
+
+@pytest.mark.parametrize("obs_dim", [1, 3, 4, 6])
+@pytest.mark.parametrize("action", [DISCRETE, CONTINUOUS], ids=["discrete", "continuous"])
+def test_mlp_towers_equal_equinox_mlp_and_their_gradients(getkey, obs_dim, action):
+    # The towers take the input layer's product on a transposed copy (a speed trick);
+    # outputs and weight gradients must stay those of `eqx.nn.MLP.__call__`.
+    net = make_network(NetworkConfig("tanh", 16), (obs_dim,), action, key=getkey())
+    obs = jr.normal(getkey(), (9, obs_dim))
+    dist, value = jax.vmap(net)(obs)
+    head = dist.logits if isinstance(dist, Categorical) else dist.mean
+    np.testing.assert_allclose(head, jax.vmap(net.actor)(obs), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(value, jax.vmap(net.critic)(obs), rtol=1e-6, atol=1e-6)
+
+    def ours(n):
+        return jnp.sum(jax.vmap(n.value)(obs) ** 2)
+
+    def equinox(n):
+        return jnp.sum(jax.vmap(n.critic)(obs) ** 2)
+
+    for a, b in zip(
+        jax.tree.leaves(eqx.filter_grad(ours)(net)), jax.tree.leaves(eqx.filter_grad(equinox)(net))
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("obs_shape", [(10, 10, 4), (37, 41, 3)])
+def test_cnn_trunk_equals_equinox_convolutions_and_their_gradients(getkey, obs_shape):
+    # The trunk runs each convolution as image patches times the kernel (a speed trick);
+    # features and kernel gradients must stay those of `eqx.nn.Conv2d` on channels-first.
+    net = make_network(
+        NetworkConfig("relu", 32, cnn_policy=True), obs_shape, DISCRETE, key=getkey()
+    )
+    assert isinstance(net, CNNActorCritic)
+    obs = jr.uniform(getkey(), (3, *obs_shape))
+
+    def reference(n, image):
+        x = jnp.transpose(image, (2, 0, 1))
+        for conv in n.convs:
+            x = n.activation(conv(x))
+        return n.activation(n.dense(x.reshape(-1)))
+
+    ours = jax.vmap(net.features)(obs)
+    np.testing.assert_allclose(ours, jax.vmap(lambda o: reference(net, o))(obs), atol=2e-6)
+    grad_ours = eqx.filter_grad(lambda n: jnp.sum(jax.vmap(n.features)(obs) ** 2))(net)
+    grad_ref = eqx.filter_grad(lambda n: jnp.sum(jax.vmap(lambda o: reference(n, o))(obs) ** 2))(
+        net
+    )
+    for conv_ours, conv_ref in zip(grad_ours.convs, grad_ref.convs):
+        np.testing.assert_allclose(conv_ours.weight, conv_ref.weight, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(conv_ours.bias, conv_ref.bias, rtol=1e-4, atol=1e-5)
