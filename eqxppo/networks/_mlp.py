@@ -13,6 +13,10 @@ from ._distributions import AbstractDistribution, action_distribution
 from ._init import init_mlp
 
 
+# Input sizes for which XLA:CPU's product against a transposed weight is slow (measured 1-16).
+_SLOW_INPUT_SIZES = (2, 3)
+
+
 class MLPActorCritic(AbstractActorCritic):
     """ARLBench's `MLPActorCritic` in Equinox.
 
@@ -52,17 +56,21 @@ class MLPActorCritic(AbstractActorCritic):
 
 
 def _mlp_forward(mlp: eqx.nn.MLP, x: Float[Array, " in_size"]) -> Array:
-    """`mlp(x)` for the elementwise activations PPO builds, with the input layer's product
-    taken as `x @ W.T` on a transposed copy.
+    """`mlp(x)` for the elementwise activations PPO builds; for an input of 2 or 3
+    features, the input layer's product is taken as `x @ W.T` on a transposed copy.
 
-    Under `vmap`, Equinox's `W @ x` becomes a matrix product against the transposed
-    `(out, in)` weight, which XLA:CPU runs slowly for a short input (Pendulum's 3: 5.3 us
-    against 0.3 us for a 64 x 3 x 64 product); the barrier keeps XLA from folding the
-    transpose back into the product. Minibatch step on Pendulum 106 -> 85 us, Acrobot's
-    update 8% faster, CartPole unchanged (2 CPU cores, jax 0.9.2; benchmarks/README.md).
+    Under `vmap`, Equinox's `W @ x` becomes a product against the transposed `(out, in)`
+    weight, which XLA:CPU runs slowly when `in` is 2 or 3 (64 x 3 x 64: 5.2 us against
+    0.3 us; from 4 on both forms cost the same); the barrier keeps XLA from folding the
+    transpose back into the product. Pendulum's minibatch step 106 -> 85 us. The copy
+    costs time for wide inputs (flattened MinAtar, 400: update 52 -> 65 ms), hence only
+    for the short ones (2 CPU cores, jax 0.9.2; benchmarks/README.md).
     """
     first, *rest = mlp.layers
-    h = x @ lax.optimization_barrier(first.weight.T)
+    if first.in_features in _SLOW_INPUT_SIZES:
+        h = x @ lax.optimization_barrier(first.weight.T)
+    else:
+        h = first.weight @ x
     if first.bias is not None:
         h = h + first.bias
     for layer in rest:
