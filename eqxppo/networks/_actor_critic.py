@@ -30,3 +30,13 @@ class AbstractActorCritic(eqx.Module):
 
     def __call__(self, obs: Float[Array, "*obs_shape"]) -> tuple[AbstractDistribution, Scalar]:
         return self.policy(obs), self.value(obs)
+
+    def forward_batch(
+        self, obs: Float[Array, "batch *obs_shape"]
+    ) -> tuple[AbstractDistribution, Float[Array, " batch"]]:
+        """Policies and values of a batch of observations, as `jax.vmap(self)(obs)`.
+
+        PPO's loss calls this; a subclass may override it with a faster batched form
+        that gives the same values and the same reverse-mode gradients.
+        """
+        return jax.vmap(self)(obs)

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 from jax import lax
@@ -11,10 +12,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 from ._actor_critic import AbstractActorCritic
 from ._distributions import AbstractDistribution, action_distribution
 from ._init import init_mlp
-
-
-# Input sizes for which XLA:CPU's product against a transposed weight is slow (measured 1-16).
-_SLOW_INPUT_SIZES = (2, 3)
+from ._linear import SLOW_INPUT_SIZES, batched_linear
 
 
 class MLPActorCritic(AbstractActorCritic):
@@ -54,6 +52,13 @@ class MLPActorCritic(AbstractActorCritic):
     def value(self, obs: Float[Array, " obs_dim"]) -> Scalar:
         return _mlp_forward(self.critic, obs)
 
+    def forward_batch(
+        self, obs: Float[Array, "batch obs_dim"]
+    ) -> tuple[AbstractDistribution, Float[Array, " batch"]]:
+        head = _mlp_forward_batch(self.actor, obs)
+        dist = jax.vmap(action_distribution, in_axes=(0, None))(head, self.log_std)
+        return dist, _mlp_forward_batch(self.critic, obs)[:, 0]
+
 
 def _mlp_forward(mlp: eqx.nn.MLP, x: Float[Array, " in_size"]) -> Array:
     """`mlp(x)` for the elementwise activations PPO builds; for an input of 2 or 3
@@ -67,7 +72,7 @@ def _mlp_forward(mlp: eqx.nn.MLP, x: Float[Array, " in_size"]) -> Array:
     for the short ones (2 CPU cores, jax 0.9.2; benchmarks/README.md).
     """
     first, *rest = mlp.layers
-    if first.in_features in _SLOW_INPUT_SIZES:
+    if first.in_features in SLOW_INPUT_SIZES:
         h = x @ lax.optimization_barrier(first.weight.T)
     else:
         h = first.weight @ x
@@ -75,4 +80,16 @@ def _mlp_forward(mlp: eqx.nn.MLP, x: Float[Array, " in_size"]) -> Array:
         h = h + first.bias
     for layer in rest:
         h = layer(mlp.activation(h))
+    return mlp.final_activation(h)
+
+
+def _mlp_forward_batch(mlp: eqx.nn.MLP, x: Float[Array, "batch in_size"]) -> Array:
+    """`jax.vmap(mlp)(x)` as batched products, `(batch, out)` (a `"scalar"` output as
+    `(batch, 1)`), through `batched_linear` for its faster weight gradients."""
+    h = x
+    for i, layer in enumerate(mlp.layers):
+        if i > 0:
+            h = mlp.activation(h)
+        bias = jnp.zeros(layer.weight.shape[0], h.dtype) if layer.bias is None else layer.bias
+        h = batched_linear(h, layer.weight, bias)
     return mlp.final_activation(h)

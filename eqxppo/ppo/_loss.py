@@ -31,7 +31,7 @@ def ppo_loss(
 
     `(total, (value_loss, actor_loss, entropy))`.
     """
-    dist, value = jax.vmap(network)(obs)
+    dist, value = network.forward_batch(obs)
     log_prob = jax.vmap(lambda d, a: d.log_prob(a))(dist, action)
     entropy = jax.vmap(lambda d: d.entropy())(dist).mean()
 
