@@ -14,10 +14,10 @@ from eqxppo.networks import (
     CNNActorCritic,
     DiagGaussian,
     MLPActorCritic,
+    batched_linear,
     make_network,
     orthogonal,
 )
-from eqxppo.networks._linear import batched_linear
 
 
 DISCRETE = ActionSpec(discrete=True, action_dim=3)

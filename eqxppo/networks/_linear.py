@@ -6,7 +6,7 @@ their leading (batch) axis, a product XLA:CPU runs about twice as slowly as the 
 (64 x 64 x 64: 11-14 us against 5-6 us). Here it is `barrier(g.T) @ x`: one transposed
 copy of `g` (the barrier keeps XLA from folding the transpose back into the product), then
 a plain product. Nothing else changes: the same values, the same gradients up to float
-rounding.
+rounding. (Per-product times from the profiler trace, 2 CPU cores, jax 0.9.2.)
 """
 
 import jax
@@ -46,8 +46,10 @@ def _batched_linear_fwd(x: Array, weight: Array, bias: Array) -> tuple[Array, tu
 
 def _batched_linear_bwd(residuals: tuple[Array, Array], g: Array) -> tuple[Array, Array, Array]:
     x, weight = residuals
-    # The weight gradient as a plain product on a transposed copy of `g`; the minibatch
-    # step 69 -> 64 us on CartPole (2 CPU cores, jax 0.9.2; benchmarks/README.md).
+    # The weight gradient as a plain product on a transposed copy of `g`: CartPole's
+    # minibatch step 66-71 -> 63-66 us (2 CPU cores, jax 0.9.2; benchmarks/README.md).
+    # For 2 or 3 input features, `x.T @ g` (short output rows) is the fast form, transposed
+    # after the barrier: Pendulum's step 83-84 us with `g.T @ x`, 75-79 us this way.
     if x.shape[1] in SLOW_INPUT_SIZES:
         grad_weight = lax.optimization_barrier(x.T @ g).T
     else:
