@@ -128,6 +128,11 @@ def test_gaussian_against_hand_computation(getkey):
     np.testing.assert_allclose(samples.std(0), std, rtol=0.05)
 
 
+def _head(dist):
+    """The policy head's output behind a distribution: logits or the Gaussian's mean."""
+    return dist.logits if isinstance(dist, Categorical) else dist.mean
+
+
 @pytest.mark.parametrize("obs_dim", [1, 3, 4, 6])
 @pytest.mark.parametrize("action", [DISCRETE, CONTINUOUS], ids=["discrete", "continuous"])
 def test_mlp_towers_equal_equinox_mlp_and_their_gradients(getkey, obs_dim, action):
@@ -136,8 +141,7 @@ def test_mlp_towers_equal_equinox_mlp_and_their_gradients(getkey, obs_dim, actio
     net = make_network(NetworkConfig("tanh", 16), (obs_dim,), action, key=getkey())
     obs = jr.normal(getkey(), (9, obs_dim))
     dist, value = jax.vmap(net)(obs)
-    head = dist.logits if isinstance(dist, Categorical) else dist.mean
-    np.testing.assert_allclose(head, jax.vmap(net.actor)(obs), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(_head(dist), jax.vmap(net.actor)(obs), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(value, jax.vmap(net.critic)(obs), rtol=1e-6, atol=1e-6)
 
     def ours(n):
@@ -152,11 +156,6 @@ def test_mlp_towers_equal_equinox_mlp_and_their_gradients(getkey, obs_dim, actio
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def _head_and_value(dist, value):
-    head = dist.logits if isinstance(dist, Categorical) else dist.mean
-    return head, value
-
-
 @pytest.mark.parametrize("obs_dim", [1, 3, 4, 6])
 @pytest.mark.parametrize("action", [DISCRETE, CONTINUOUS], ids=["discrete", "continuous"])
 def test_mlp_forward_batch_equals_vmap_and_its_gradients(getkey, obs_dim, action):
@@ -165,17 +164,15 @@ def test_mlp_forward_batch_equals_vmap_and_its_gradients(getkey, obs_dim, action
     net = make_network(NetworkConfig("tanh", 16), (obs_dim,), action, key=getkey())
     obs = jr.normal(getkey(), (11, obs_dim))
     weights = jr.normal(getkey(), (11,))
-    batched = _head_and_value(*net.forward_batch(obs))
-    mapped = _head_and_value(*jax.vmap(net)(obs))
-    for a, b in zip(batched, mapped):
+    (dist, value), (dist_ref, value_ref) = net.forward_batch(obs), jax.vmap(net)(obs)
+    for a, b in [(_head(dist), _head(dist_ref)), (value, value_ref)]:
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
     def loss(forward, n):
         dist, value = forward(n)
-        head, _ = _head_and_value(dist, value)
         log_std = 0.0 if n.log_std is None else jnp.sum(weights[:, None] * jnp.exp(dist.log_std))
-        return jnp.sum(weights * value**2) + jnp.sum(jnp.sin(head)) + log_std
+        return jnp.sum(weights * value**2) + jnp.sum(jnp.sin(_head(dist))) + log_std
 
     grads = eqx.filter_grad(lambda n: loss(lambda m: m.forward_batch(obs), n))(net)
     expected = eqx.filter_grad(lambda n: loss(lambda m: jax.vmap(m)(obs), n))(net)
