@@ -1,4 +1,4 @@
-"""Final evaluation returns on the issue's reference tasks (not a timing benchmark).
+"""Final evaluation returns on tasks with published PPO results (not a timing benchmark).
 
     python benchmarks/learning.py                      # all tasks below
     python benchmarks/learning.py --only CartPole-v1   # one

@@ -1,13 +1,14 @@
 """The command line: `python -m eqxppo {train,evaluate,sweep} ...` (or `eqxppo ...`).
 
 User errors (unknown hyperparameter, value out of range, unknown environment, missing
-directory, unreadable checkpoint) exit with status 2 and one line on stderr.
+directory, unreadable checkpoint, flags that conflict with a resumed run) exit with status
+2 and one line on stderr. Anything else is a bug: it shows its traceback and exits 1.
 """
 
 import argparse
 import sys
 
-from ._cli import evaluate_command, sweep_command, train_command
+from ._cli import UserError, evaluate_command, sweep_command, train_command
 
 
 def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
@@ -69,9 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError) as error:  # user errors: one line, no traceback
-        message = " ".join(str(error).split())
-        print(f"eqxppo: error: {message}", file=sys.stderr)
+    except UserError as error:  # the user's mistake: one line, no traceback
+        print(f"eqxppo: error: {error}", file=sys.stderr)
         return 2
 
 

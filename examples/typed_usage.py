@@ -35,7 +35,9 @@ def free_functions() -> PPOTrainingResult:
     config, hparams = parse_hpo_config({"n_steps": 64})
     network_config = parse_nas_config({"hidden_size": 32})
     runner_state, _ = init(jax.random.key(0), env, network_config, hparams)
-    runner_state, result = train(runner_state, env, config, 5_000, 1, 2)
+    runner_state, result = train(
+        runner_state, env, config, n_total_timesteps=5_000, n_eval_steps=1, n_eval_episodes=2
+    )
     actions = predict(runner_state, runner_state.obs, jax.random.key(1), env, config)
     del actions
     return result
@@ -56,7 +58,7 @@ def population_and_checkpoint(path: str) -> Float[Array, "n_members n_eval_steps
     state, result = pop.train(state, n_total_timesteps=2_000, n_eval_steps=1)
     state = pop.update_hparams(state, learning_rate=pop.get_hparams(state)["learning_rate"] / 2)
     member: PPOState = pop.member(state, 3)
-    eqxppo.save(path, PPO.from_population(pop, 3), member)
+    eqxppo.save(path, PPO.from_population(pop, 3, state), member)
     agent, restored = eqxppo.load(path)
     agent.train(*restored, n_total_timesteps=1_000, n_eval_steps=1)
     return result.eval_rewards

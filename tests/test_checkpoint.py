@@ -17,6 +17,10 @@ from eqxppo import PPO, CheckpointError, make_env
 from eqxppo.ppo import _checkpoint_file
 
 
+# JAX APIs whose behaviour moves between releases: run on every line of the matrix.
+pytestmark = pytest.mark.compat
+
+
 HPO = {"n_steps": 16, "minibatch_size": 32, "update_epochs": 2, "normalize_observations": True,
        "learning_rate": 1e-3}  # fmt: skip
 NAS = {"hidden_size": 16}
@@ -147,3 +151,27 @@ def test_a_tampered_payload_of_another_shape_fails(agent, tmp_path):
     path.write_bytes(magic + b"\n" + json.dumps(header).encode() + b"\n" + payload)
     with pytest.raises(CheckpointError, match="another shape"):
         eqxppo.load(path)
+
+
+def test_member_agent_and_checkpoint_keep_the_members_current_rates(tmp_path):
+    # The path of examples/typed_usage.py: halve a population's learning rates, make an
+    # agent for a member, save, load, train; the rate used must be the halved one.
+    env = make_env("gymnax", "CartPole-v1", n_envs=4)
+    configs = [{**HPO, "learning_rate": 1e-3}, {**HPO, "learning_rate": 4e-3}]
+    pop = PPO.population(configs, env, seeds=range(2), nas_config=NAS)
+    state, _ = pop.train(pop.init(jr.key(0)), **HALF)
+    state = pop.update_hparams(state, learning_rate=pop.get_hparams(state)["learning_rate"] / 2)
+    member = pop.member(state, 3)
+    agent = PPO.from_population(pop, 3, state)
+    assert float(agent.hparams.learning_rate) == pytest.approx(2e-3)
+    path = eqxppo.save(tmp_path / "member.eqx", agent, member)
+    loaded_agent, restored = eqxppo.load(path)
+    assert float(loaded_agent.hparams.learning_rate) == pytest.approx(2e-3)
+    trained, _ = loaded_agent.train(*restored, **HALF)
+    assert float(trained.runner_state.hparams.learning_rate) == pytest.approx(2e-3)
+    # The file records the state's rate even when the saving agent holds another one.
+    stale = PPO(configs[1], env, nas_config=NAS)
+    eqxppo.save(tmp_path / "stale.eqx", stale, member)
+    assert float(eqxppo.load(tmp_path / "stale.eqx")[0].hparams.learning_rate) == pytest.approx(
+        2e-3
+    )

@@ -5,6 +5,7 @@ import json
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -124,7 +125,6 @@ def test_sweep_ranks_configurations(tmp_path, capsys):
         (["train", "--env", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
         (["train", "--config", "missing.yaml"], "missing.yaml"),
         (["train", "--resume", "no/such/dir"], "no/such/dir"),
-        (["train", "--resume", ".", "--env", "Acrobot-v1"], "--env"),
         (["evaluate", "no/such/dir"], "no/such/dir"),
         (["sweep", "--n-configs", "0", "--out", "x"], "--n-configs"),
     ],
@@ -152,3 +152,40 @@ def test_out_refuses_to_overwrite_a_run(tmp_path, capsys):
     assert main(args) == 0
     assert main(args) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_resume_accepts_the_runs_own_flags_and_names_conflicting_ones(tmp_path, capsys):
+    out = tmp_path / "run"
+    first = ["train", "--env", "CartPole-v1", "--timesteps", "128", "--n-envs", "2",
+             "--chunks", "1", "--eval-episodes", "1", *SMALL, "--out", str(out)]  # fmt: skip
+    assert main(first) == 0
+    # The original command with --resume added (and a longer budget) just continues.
+    again = [*first[:3], "--timesteps", "256", *first[5:], "--resume", str(out)]
+    assert main(again) == 0
+    assert int(eqxppo.load(out / "checkpoint.eqx")[1].runner_state.global_step) == 256
+    capsys.readouterr()
+    conflicting = ["train", "--resume", str(out), "--env", "Acrobot-v1", "--n-envs", "2",
+                   "--set", "n_steps=64", "--set", "update_epochs=2"]  # fmt: skip
+    assert main(conflicting) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--env Acrobot-v1 (the run has CartPole-v1)" in err
+    assert "n_steps=64 (the run has 32)" in err
+    assert "n-envs" not in err and "update_epochs" not in err  # those agree
+
+
+def test_an_internal_error_keeps_its_traceback_and_is_not_status_2(tmp_path):
+    # A ValueError from inside training is a bug, not a user mistake.
+    code = textwrap.dedent("""
+        import sys
+        import eqxppo.ppo._ppo as facade
+        def broken_train(self, *args, **kwargs):
+            raise ValueError("internal shape mismatch")
+        facade.PPO.train = broken_train
+        from eqxppo.__main__ import main
+        sys.exit(main(["train", "--timesteps", "64", "--n-envs", "2", "--chunks", "1"]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "internal shape mismatch" in proc.stderr

@@ -79,12 +79,20 @@ def test_terminated_step_is_not_truncated(getkey):
 def test_env_kwargs_and_unknown_names():
     env = make_env("gymnax", "Pendulum-v1", env_kwargs={"max_steps_in_episode": 50})
     assert env.max_episode_steps == 50
-    with pytest.raises(ValueError, match="max_steps_in_episod.*valid parameters"):
+    with pytest.raises(ValueError, match="max_steps_in_episod.*constructor arguments.*parameters"):
         make_env("gymnax", "Pendulum-v1", env_kwargs={"max_steps_in_episod": 50})
+    # Constructor arguments go to gymnax.make, as ARLBench passes them; both kinds mix.
+    full = make_env(
+        "gymnax",
+        "Breakout-MinAtar",
+        env_kwargs={"use_minimal_action_set": False, "max_steps_in_episode": 50},
+    )
+    assert full.action_spec.action_dim == 6 and full.max_episode_steps == 50
+    assert make_env("gymnax", "Breakout-MinAtar").action_spec.action_dim == 3
+    rebuilt = make_env(**full.make_env_args())  # what a checkpoint records rebuilds it
+    assert rebuilt.action_spec == full.action_spec and rebuilt.max_episode_steps == 50
     with pytest.raises(ValueError, match="CartPole-v0.*registered"):
         make_env("gymnax", "CartPole-v0")
-    with pytest.raises(ValueError, match="brax.*not supported yet"):
-        make_env("brax", "ant")
     with pytest.raises(ValueError, match="Unknown env_framework 'gym'"):
         make_env("gym", "CartPole-v1")
     with pytest.raises(ValueError, match="n_envs"):

@@ -6,7 +6,12 @@ import numpy as np
 from eqxppo.configspaces import NetworkConfig, parse_hpo_config
 from eqxppo.envs import ActionSpec
 from eqxppo.networks import make_network
-from eqxppo.ppo import ppo_loss
+from eqxppo.ppo import Batch, ppo_loss
+
+
+def _loss(net, obs, action, log_prob, value, adv, targets, hp, normalize_advantage):
+    batch = Batch(obs, action, log_prob, value, adv, targets)
+    return ppo_loss(net, batch, hp, normalize_advantage=normalize_advantage)
 
 
 def _setup(getkey, **hpo):
@@ -23,7 +28,7 @@ def test_loss_at_ratio_one_is_minus_mean_advantage_plus_value_and_entropy(getkey
     net, hp, obs, action, log_prob, value = _setup(getkey, ent_coef=0.1, vf_coef=0.5)
     adv = jnp.array([1.0, -2.0, 0.5, 3.0])
     targets = value + jnp.array([1.0, 1.0, -1.0, 2.0])
-    total, (v_loss, a_loss, ent) = ppo_loss(
+    total, (v_loss, a_loss, ent) = _loss(
         net, obs, action, log_prob, value, adv, targets, hp, normalize_advantage=False
     )
     np.testing.assert_allclose(a_loss, -adv.mean(), rtol=1e-6)
@@ -41,7 +46,7 @@ def test_clipping_by_hand(getkey):
     # Old values 1 below the current ones: clipped value moves only 0.1 from the old one.
     old_value = value - 1.0
     targets = value + 0.5
-    _, (v_loss, a_loss, _) = ppo_loss(
+    _, (v_loss, a_loss, _) = _loss(
         net, obs, action, old_log_prob, old_value, adv, targets, hp, normalize_advantage=False
     )
     # ratio 2: positive advantage -> min(2, 1.2) = 1.2; negative -> min(-2, -1.2) = -2.
@@ -54,7 +59,7 @@ def test_zero_clip_eps_is_finite(getkey):
     net, hp, obs, action, log_prob, value = _setup(getkey, clip_eps=0.0, vf_clip_eps=0.0)
     adv = jnp.array([1.0, -1.0, 2.0, 0.0])
     loss, grads = eqx.filter_value_and_grad(
-        lambda n: ppo_loss(n, obs, action, log_prob, value, adv, value + 1, hp, True)[0]
+        lambda n: _loss(n, obs, action, log_prob, value, adv, value + 1, hp, True)[0]
     )(net)
     assert np.isfinite(float(loss))
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(eqx.filter(grads, eqx.is_array)))
@@ -63,5 +68,5 @@ def test_zero_clip_eps_is_finite(getkey):
 def test_advantage_normalisation(getkey):
     net, hp, obs, action, log_prob, value = _setup(getkey)
     adv = jnp.array([1.0, 2.0, 3.0, 4.0])
-    _, (_, a_loss, _) = ppo_loss(net, obs, action, log_prob, value, adv, value, hp, True)
+    _, (_, a_loss, _) = _loss(net, obs, action, log_prob, value, adv, value, hp, True)
     np.testing.assert_allclose(a_loss, 0.0, atol=1e-6)  # normalised advantages have mean 0

@@ -16,6 +16,10 @@ from eqxppo import PPO, make_env
 from eqxppo.ppo import exploit_and_explore
 
 
+# JAX APIs whose behaviour moves between releases: run on every line of the matrix.
+pytestmark = pytest.mark.compat
+
+
 SMALL = {"n_steps": 16, "minibatch_size": 32, "update_epochs": 2}
 NAS = {"hidden_size": 16}
 BUDGET = {"n_total_timesteps": 256, "n_eval_steps": 2, "n_eval_episodes": 3}
@@ -81,7 +85,7 @@ def test_same_seed_shares_initial_weights_different_seeds_do_not(mixed):
 def test_member_state_works_with_the_facade(env, mixed):
     _, pop, _, trained, _ = mixed
     member = pop.member(trained, 3)
-    agent = PPO.from_population(pop, 3)
+    agent = PPO.from_population(pop, 3, trained)
     assert agent.config.n_steps == 8
     obs = member.runner_state.obs
     actions = agent.predict(member.runner_state, obs)
@@ -224,3 +228,24 @@ def test_population_rejects_bad_arguments(env):
         PPO.population([SMALL], env, seeds=())
     with pytest.raises(ValueError, match="n_steps"):
         PPO.population([{**SMALL, "n_steps": 0}], env)
+
+
+def test_one_diverging_member_does_not_spoil_the_others():
+    from test_train import DIVERGES
+
+    env = make_env("gymnax", "Pendulum-v1", n_envs=4)
+    sane = {**DIVERGES, "learning_rate": 3e-4, "ent_coef": 0.0, "max_grad_norm": 0.5}
+    pop = PPO.population([DIVERGES, sane], env, seeds=(0,), nas_config=NAS)
+    assert len(pop.groups) == 1  # same static structure: one program for both
+    budget = {"n_total_timesteps": 30_000, "n_eval_steps": 2, "n_eval_episodes": 2}
+    state, result = pop.train(pop.init(jr.key(0)), **budget)
+    np.testing.assert_array_equal(pop.diverged(state), [True, False])
+    agent = PPO(sane, env, nas_config=NAS)
+    single, single_result = agent.train(*agent.init(jr.fold_in(jr.key(0), 0)), **budget)
+    np.testing.assert_allclose(
+        _first_weight(pop.member(state, 1).runner_state),
+        _first_weight(single.runner_state),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(result.eval_rewards[1], single_result.eval_rewards, rtol=1e-5)

@@ -3,15 +3,18 @@
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import jax.tree_util as jtu
 import numpy as np
+import optax
 import pytest
-from conftest import count_compiles
+from conftest import assert_bitwise_equal, count_compiles
 
 from eqxppo import PPO, PPOState, make_env
 
 
 HPO = {"n_steps": 16, "minibatch_size": 32, "update_epochs": 2}
 NAS = {"hidden_size": 16}
+BUDGET_SMALL = {"n_total_timesteps": 128, "n_eval_steps": 1, "n_eval_episodes": 1}
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +116,57 @@ def test_continuous_predict_through_facade():
     state = agent.init(jr.key(0))
     action = agent.predict(state.runner_state, state.runner_state.obs, jr.key(1), False)
     assert action.shape == (2, 1) and np.all(np.abs(np.asarray(action)) <= 2.0)
+
+
+def test_checkpoint_factory_params_and_opt_state_go_back_into_init(env):
+    # ARLBench's AutoRL loop restores a run from the factory's `params` and `opt_state`.
+    agent = PPO(HPO, env, nas_config=NAS)
+    trained, result = agent.train(*agent.init(jr.key(0)), **BUDGET_SMALL)
+    factory = PPO.get_checkpoint_factory(trained.runner_state, result)
+    params, opt_state = factory["params"](), factory["opt_state"]()
+    # The optimizer state is optax's over the parameter tree, not over a flat vector.
+    adam = opt_state[1]
+    assert isinstance(adam, optax.ScaleByAdamState) and int(adam.count) > 0
+    assert jtu.tree_structure(adam.mu) == jtu.tree_structure(params)
+    restored = agent.init(jr.key(5), network_params=params, opt_state=opt_state)
+    assert_bitwise_equal(restored.runner_state.train_state.params, params)
+    assert_bitwise_equal(restored.runner_state.train_state.opt_state, opt_state)
+    continued, _ = agent.train(*restored, **BUDGET_SMALL)
+    assert int(continued.runner_state.train_state.opt_state[1].count) > int(adam.count)
+    # A per-leaf optax state of the same tree (another optimizer's layout) is refused.
+    with pytest.raises(ValueError, match="opt_state does not fit"):
+        agent.init(jr.key(5), network_params=params, opt_state=optax.sgd(0.1).init(params))
+    flat = optax.adam(1e-3).init(jnp.zeros(10))
+    with pytest.raises(ValueError, match="opt_state does not fit"):
+        agent.init(jr.key(5), opt_state=flat)
+
+
+def test_eval_and_budgets_as_arlbench_passes_them(env):
+    agent = PPO(HPO, env, nas_config=NAS, track_metrics=True)
+    state = agent.init(jr.key(0))
+    # ARLBench's configs give budgets as floats (1e5) and NumPy integers.
+    trained, result = agent.train(
+        *state, n_total_timesteps=256.0, n_eval_steps=np.int64(2), n_eval_episodes=3
+    )
+    assert int(trained.runner_state.global_step) == 256
+    returns = agent.eval(trained.runner_state, 5)
+    assert returns.shape == (5,) and np.all(np.asarray(returns) >= 1)
+    np.testing.assert_array_equal(agent.eval(trained.runner_state, 5.0), returns)
+    for bad, error, match in [
+        (1.5, ValueError, "whole number"),
+        (float("inf"), ValueError, "whole number"),
+        (True, TypeError, "integer"),
+        ("100", TypeError, "integer"),
+        (-1, ValueError, ">= 0"),
+    ]:
+        with pytest.raises(error, match=f"n_total_timesteps.*{match}"):
+            agent.train(*state, n_total_timesteps=bad, n_eval_steps=1)
+    with pytest.raises(ValueError, match="num_eval_episodes"):
+        agent.eval(trained.runner_state, 0)
+    # ARLBench's `grad_info` state feature: gradient norm and variance per update.
+    assert result.metrics is not None
+    norm, var = result.metrics.grad_info()
+    assert norm.shape == var.shape == (2, 2)  # chunks, updates
+    assert np.all(np.asarray(norm) > 0) and np.all(np.asarray(var) > 0)
+    assert agent.action_type == "discrete"
+    assert agent.network.actor.layers[0].weight.shape == (16, 4)

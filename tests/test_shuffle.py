@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from eqxppo.ppo import epoch_permutations, permutation
+from eqxppo._xla_cpu import permutation  # the CPU form; the plain one is jax.random.permutation
+from eqxppo.ppo import epoch_permutations
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 800, 1024, 5000])

@@ -13,8 +13,13 @@ from eqxppo.configspaces import parse_hpo_config, parse_nas_config
 from eqxppo.ppo import evaluate, init, predict, train
 
 
+# JAX APIs whose behaviour moves between releases: run on every line of the matrix.
+pytestmark = pytest.mark.compat
+
+
 SMALL = {"n_steps": 16, "minibatch_size": 32, "update_epochs": 2}
 NET = parse_nas_config({"hidden_size": 16})
+BUDGET = {"n_total_timesteps": 256, "n_eval_steps": 2, "n_eval_episodes": 3}
 
 
 def _arrays(tree):
@@ -24,7 +29,10 @@ def _arrays(tree):
 def _run(key, env, hpo=SMALL, timesteps=256, **kwargs):
     config, hparams = parse_hpo_config(hpo)
     runner_state, _ = init(key, env, NET, hparams)
-    return train(runner_state, env, config, timesteps, 2, 3, **kwargs)
+    return train(
+        runner_state, env, config, n_total_timesteps=timesteps, n_eval_steps=2, n_eval_episodes=3,
+        **kwargs,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +75,11 @@ def test_tracked_metrics_and_trajectories(cartpole):
 def test_continuous_hparams_recompile_nothing_and_take_effect(cartpole):
     config, hparams = parse_hpo_config(SMALL)
     state, _ = init(jr.key(0), cartpole, NET, hparams)
-    base, _ = train(state, cartpole, config, 256, 2, 3)  # compiles
+    base, _ = train(state, cartpole, config, **BUDGET)  # compiles
     with count_compiles() as compiles:
         for change in ({"learning_rate": 1e-2}, {"ent_coef": 0.3}, {"gamma": 0.5}):
             _, new_hparams = parse_hpo_config({**SMALL, **change})
-            out, _ = train(state._replace(hparams=new_hparams), cartpole, config, 256, 2, 3)
+            out, _ = train(state._replace(hparams=new_hparams), cartpole, config, **BUDGET)
             jax.block_until_ready(out)
             assert float(getattr(out.hparams, next(iter(change)))) == pytest.approx(
                 next(iter(change.values()))
@@ -100,7 +108,7 @@ def test_corner_configurations_train_and_stay_finite(hpo):
     config, hparams = parse_hpo_config(hpo)
     net = parse_nas_config({"hidden_size": 1})
     state, _ = init(jr.key(0), env, net, hparams)
-    out, result = train(state, env, config, 40, 2, 2)
+    out, result = train(state, env, config, n_total_timesteps=40, n_eval_steps=2, n_eval_episodes=2)
     leaves = _arrays(out.train_state)
     assert all(np.all(np.isfinite(x)) for x in leaves)
     before = _arrays(state.train_state.network)
@@ -116,9 +124,9 @@ def test_wrong_environment_for_state_is_rejected(cartpole):
     state, _ = init(jr.key(0), cartpole, NET, hparams)
     other = make_env("gymnax", "CartPole-v1", n_envs=2)
     with pytest.raises(ValueError, match=r"runner_state.obs has shape \(4, 4\)"):
-        train(state, other, config, 64, 1, 1)
+        train(state, other, config, n_total_timesteps=64, n_eval_steps=1, n_eval_episodes=1)
     with pytest.raises(ValueError, match="n_eval_steps"):
-        train(state, cartpole, config, 64, 0, 1)
+        train(state, cartpole, config, n_total_timesteps=64, n_eval_steps=0, n_eval_episodes=1)
 
 
 def test_evaluation_is_bounded_by_the_time_limit(getkey):
@@ -158,7 +166,11 @@ def test_vmapped_init_and_train_over_seeds(cartpole):
     keys = jr.split(jr.key(0), 3)
     states = eqx.filter_vmap(lambda k: init(k, cartpole, NET, hparams).runner_state)(keys)
     assert states.obs.shape == (3, 4, 4)
-    out, result = eqx.filter_vmap(lambda s: train(s, cartpole, config, 128, 1, 2))(states)
+    out, result = eqx.filter_vmap(
+        lambda s: train(
+            s, cartpole, config, n_total_timesteps=128, n_eval_steps=1, n_eval_episodes=2
+        )
+    )(states)
     assert result.eval_rewards.shape == (3, 1, 2)
     single, _ = init(keys[1], cartpole, NET, hparams)
     np.testing.assert_allclose(
@@ -173,5 +185,33 @@ def test_cnn_policy_trains_on_minatar():
     config, hparams = parse_hpo_config({"n_steps": 8, "minibatch_size": 8, "update_epochs": 1})
     net = parse_nas_config({"hidden_size": 8}, cnn_policy=True)
     state, _ = init(jr.key(0), env, net, hparams)
-    out, result = train(state, env, config, 16, 1, 1)
+    out, result = train(state, env, config, n_total_timesteps=16, n_eval_steps=1, n_eval_episodes=1)
     assert int(out.global_step) == 16 and result.eval_rewards.shape == (1, 1)
+
+
+# Within ARLBench's space: the largest learning rate and entropy bonus, no clipping. The
+# entropy bonus pushes Pendulum's log-std up by about the learning rate per step until
+# the Gaussian overflows float32.
+DIVERGES = {"learning_rate": 0.1, "ent_coef": 0.5, "max_grad_norm": 0.0, "n_steps": 64,
+            "minibatch_size": 32}  # fmt: skip
+
+
+def test_a_diverging_run_is_reported_and_keeps_its_last_finite_network():
+    env = make_env("gymnax", "Pendulum-v1", n_envs=4)
+    config, hparams = parse_hpo_config(DIVERGES)
+    state, _ = init(jr.key(0), env, NET, hparams)
+    assert not bool(state.diverged)
+    out, result = train(
+        state, env, config, n_total_timesteps=30_000, n_eval_steps=10, n_eval_episodes=2,
+        track_metrics=True,
+    )  # fmt: skip
+    assert result.metrics is not None
+    losses_finite = np.isfinite(np.asarray(result.metrics.loss[0])).reshape(10, -1).all(-1)
+    assert losses_finite[0] and not losses_finite.all()  # it really diverges, after a while
+    assert bool(out.diverged)
+    assert all(np.all(np.isfinite(x)) for x in _arrays(out.train_state))
+    assert np.all(np.isfinite(np.asarray(result.eval_rewards)))
+    # Frozen at the divergence: training on changes nothing of the network.
+    again, _ = train(out, env, config, n_total_timesteps=2_000, n_eval_steps=1, n_eval_episodes=1)
+    for x, y in zip(_arrays(out.train_state), _arrays(again.train_state)):
+        np.testing.assert_array_equal(x, y)

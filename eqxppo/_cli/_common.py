@@ -1,8 +1,9 @@
 """What the subcommands share: parsing overrides and config files, progress, CSV, plots."""
 
+import contextlib
 import csv
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,25 @@ from ..configspaces import HPO_KEYS, NAS_KEYS
 
 
 CHECKPOINT = "checkpoint.eqx"
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for: the command line prints it as one line and
+    exits with status 2. Any other exception is a bug and shows its traceback."""
+
+
+@contextlib.contextmanager
+def user_input(what: str = "") -> Iterator[None]:
+    """Treat the library's `ValueError`/`TypeError` raised inside as the user's mistake.
+
+    Wrap only code that checks what the user typed (hyperparameters, environment names,
+    files); an error from training itself is not the user's and must keep its traceback.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as error:
+        message = " ".join(str(error).split())
+        raise UserError(f"{what}{message}") from error
 
 
 def parse_value(text: str) -> Any:
@@ -29,7 +49,7 @@ def split_hpo_nas(values: dict[str, Any], where: str) -> tuple[dict[str, Any], d
     """Sort a flat mapping into HPO and NAS hyperparameters; unknown names raise."""
     unknown = sorted(set(values) - set(HPO_KEYS) - set(NAS_KEYS))
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"Unknown hyperparameter(s) {unknown} in {where}; valid: {sorted(HPO_KEYS + NAS_KEYS)}."
         )
     hpo = {k: v for k, v in values.items() if k in HPO_KEYS}
@@ -38,10 +58,10 @@ def split_hpo_nas(values: dict[str, Any], where: str) -> tuple[dict[str, Any], d
 
 
 def require_positive(values: Mapping[str, Any], names: Sequence[str]) -> None:
-    """Raise `ValueError` naming the flag (`--n-envs`) of the first count below 1."""
+    """Raise `UserError` naming the flag (`--n-envs`) of the first count below 1."""
     for name in names:
         if values[name] < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {values[name]}.")
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {values[name]}.")
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, Any]:
@@ -50,7 +70,7 @@ def parse_sets(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}.")
+            raise UserError(f"--set expects KEY=VALUE, got {item!r}.")
         out[key] = parse_value(value)
     return out
 
@@ -60,24 +80,24 @@ def load_config_file(path: str) -> dict[str, Any]:
     (the `config.json` a run writes)."""
     file = Path(path)
     if not file.is_file():
-        raise ValueError(f"--config: no such file {path!r}.")
+        raise UserError(f"--config: no such file {path!r}.")
     text = file.read_text()
     if file.suffix in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError:
             message = "--config with YAML needs PyYAML: pip install 'eqxppo[cli]'."
-            raise ValueError(message) from None
+            raise UserError(message) from None
         data = yaml.safe_load(text)
     elif file.suffix == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(f"--config {path!r} is not valid JSON: {error}.") from None
+            raise UserError(f"--config {path!r} is not valid JSON: {error}.") from None
     else:
-        raise ValueError(f"--config {path!r}: expected a .json, .yaml or .yml file.")
+        raise UserError(f"--config {path!r}: expected a .json, .yaml or .yml file.")
     if not isinstance(data, dict):
-        raise ValueError(f"--config {path!r} must hold a mapping of hyperparameters.")
+        raise UserError(f"--config {path!r} must hold a mapping of hyperparameters.")
     if "hpo" in data or "nas" in data:
         data = {**data.get("hpo", {}), **data.get("nas", {})}
     return data

@@ -1,13 +1,14 @@
 """`eqxppo evaluate DIR`: load a run's checkpoint and report its return over fresh episodes."""
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import jax.random as jr
 import numpy as np
 
-from ..ppo import evaluate, load
-from ._common import CHECKPOINT, require_positive
+from ..ppo import PPO, load
+from ._common import CHECKPOINT, UserError, require_positive, user_input
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
@@ -16,22 +17,17 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.is_file():
-        raise ValueError(f"evaluate: no checkpoint at {str(path)!r} (expected a run directory "
+        raise UserError(f"evaluate: no checkpoint at {str(path)!r} (expected a run directory "
                          f"of `eqxppo train --out DIR` or a {CHECKPOINT} file).")  # fmt: skip
     require_positive(vars(args), ("episodes",))
-    agent, state = load(path)
+    with user_input():
+        agent, state = load(path)
     runner_state = state.runner_state
-    returns = np.asarray(
-        evaluate(
-            runner_state.train_state.network,
-            runner_state.normalizer_state,
-            agent.eval_env,
-            jr.key(args.seed),
-            args.episodes,
-            not args.stochastic,
-            agent.config.normalize_observations,
+    if args.stochastic:
+        agent = PPO.from_spec(
+            dataclasses.replace(agent.spec, deterministic_eval=False), agent.hpo_config
         )
-    )
+    returns = np.asarray(agent.eval(runner_state, args.episodes, jr.key(args.seed)))
     mode = "stochastic" if args.stochastic else "deterministic"
     env_name = agent.env.make_env_args()["env_name"]
     print(f"{env_name} at step {int(runner_state.global_step):,}: return "

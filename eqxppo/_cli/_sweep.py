@@ -27,6 +27,7 @@ from ._common import (
     pyplot,
     require_positive,
     split_hpo_nas,
+    user_input,
     write_csv,
 )
 
@@ -62,9 +63,10 @@ def sweep_command(args: argparse.Namespace) -> int:
     space = PPO.get_hpo_config_space(seed=args.seed)
     samples = space.sample_configuration(max(args.n_configs, 2))[: args.n_configs]
     configs = [{**{k: _plain(v) for k, v in dict(c).items()}, **fixed_hpo} for c in samples]
-    env = make_env(args.framework, args.env, n_envs=args.n_envs)
     seeds = list(range(args.seed, args.seed + args.seeds))
-    pop = PPO.population(configs, env, seeds=seeds, nas_config=nas)
+    with user_input():
+        env = make_env(args.framework, args.env, n_envs=args.n_envs)
+        pop = PPO.population(configs, env, seeds=seeds, nas_config=nas)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps(
@@ -82,7 +84,9 @@ def sweep_command(args: argparse.Namespace) -> int:
     curves, steps = [], []
     start = time.perf_counter()
     for _ in range(args.chunks):
-        state, result = pop.train(state, chunk, n_eval_steps=1, n_eval_episodes=args.eval_episodes)
+        state, result = pop.train(
+            state, n_total_timesteps=chunk, n_eval_steps=1, n_eval_episodes=args.eval_episodes
+        )
         rewards = np.asarray(jax.block_until_ready(result.eval_rewards))[:, -1].mean(-1)
         curves.append(rewards.reshape(args.n_configs, args.seeds).mean(-1))
         steps.append(chunk * (len(steps) + 1))  # the budget; members round it up to whole updates

@@ -22,6 +22,7 @@ from ..envs import make_env
 from ..ppo import PPO, PPOState, PPOTrainingResult, load, save
 from ._common import (
     CHECKPOINT,
+    UserError,
     load_config_file,
     parse_sets,
     progress,
@@ -29,33 +30,40 @@ from ._common import (
     read_csv,
     require_positive,
     split_hpo_nas,
+    user_input,
     write_csv,
 )
 
 
-# Flags that set up a new run; `--resume` takes them from the run's config.json.
+# Flags that set up a new run; `--resume` takes them from the run's config.json and
+# accepts them only where they agree with it.
 NEW_RUN_FLAGS = ("env", "framework", "n_envs", "seed", "config", "set", "out", "chunks",
                  "eval_episodes")  # fmt: skip
 DEFAULTS: dict[str, Any] = {"env": "CartPole-v1", "framework": "gymnax", "timesteps": 200_000,
                             "seed": 0, "n_envs": 8, "chunks": 10, "eval_episodes": 10}  # fmt: skip
 
 
-def _new_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOState, Path | None]:
-    settings = {k: DEFAULTS[k] if getattr(args, k) is None else getattr(args, k) for k in DEFAULTS}
+def _hyperparameters(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`--config` then `--set`, sorted into HPO and NAS values."""
     values = load_config_file(args.config) if args.config else {}
     values.update(parse_sets(args.set or []))
-    hpo, nas = split_hpo_nas(values, "--config/--set")
-    env = make_env(settings["framework"], settings["env"], n_envs=settings["n_envs"])
-    agent = PPO(hpo, env, nas_config=nas, track_metrics=True)
+    return split_hpo_nas(values, "--config/--set")
+
+
+def _new_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOState, Path | None]:
+    settings = {k: DEFAULTS[k] if getattr(args, k) is None else getattr(args, k) for k in DEFAULTS}
+    hpo, nas = _hyperparameters(args)
+    with user_input():
+        env = make_env(settings["framework"], settings["env"], n_envs=settings["n_envs"])
+        agent = PPO(hpo, env, nas_config=nas, track_metrics=True)
     require_positive(settings, ("timesteps", "chunks", "eval_episodes"))
     settings["chunk_timesteps"] = math.ceil(settings["timesteps"] / settings["chunks"])
     settings["hpo"] = hpo_config_to_dict(agent.config, agent.hparams)
-    settings["nas"] = {"activation": agent.network_config.activation,
-                       "hidden_size": agent.network_config.hidden_size}  # fmt: skip
+    settings["nas"] = agent.nas_config
     out = Path(args.out) if args.out else None
     if out is not None:
         if (out / CHECKPOINT).exists():
-            raise ValueError(
+            raise UserError(
                 f"--out {str(out)!r} already holds a run; continue it with --resume {out} "
                 "or choose another directory."
             )
@@ -64,23 +72,54 @@ def _new_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOState, P
     return settings, agent, agent.init(jr.key(settings["seed"])), out
 
 
+def _same(given: Any, recorded: Any) -> bool:
+    if isinstance(given, bool) or isinstance(recorded, bool):
+        return given is recorded or given == recorded
+    if isinstance(given, int | float) and isinstance(recorded, int | float):
+        return math.isclose(float(given), float(recorded), rel_tol=1e-6)
+    return given == recorded
+
+
+def _conflicts(args: argparse.Namespace, settings: dict[str, Any], out: Path) -> list[str]:
+    """The flags given with `--resume` that disagree with the run's `config.json`."""
+    conflicts = []
+    for name in NEW_RUN_FLAGS:
+        given = getattr(args, name)
+        if given is None or name in ("config", "set"):
+            continue
+        recorded = str(out) if name == "out" else settings.get(name)
+        if name == "out" and Path(given).resolve() == out.resolve():
+            continue
+        if not _same(given, recorded):
+            conflicts.append(f"--{name.replace('_', '-')} {given} (the run has {recorded})")
+    if args.config or args.set:
+        hpo, nas = _hyperparameters(args)
+        recorded = {**settings["hpo"], **settings["nas"]}
+        for key, value in {**hpo, **nas}.items():
+            if not _same(value, recorded[key]):
+                conflicts.append(f"{key}={value} (the run has {recorded[key]})")
+    return conflicts
+
+
 def _resumed_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOState, Path]:
-    given = [f"--{k.replace('_', '-')}" for k in NEW_RUN_FLAGS if getattr(args, k)]
-    if given:
-        raise ValueError(
-            f"--resume continues the run with the settings in its config.json; drop {given} "
-            "(only --timesteps may change, to extend the run)."
-        )
     out = Path(args.resume)
     if not (out / "config.json").is_file() or not (out / CHECKPOINT).is_file():
-        raise ValueError(
+        raise UserError(
             f"--resume {str(out)!r}: no run to resume there (it needs config.json and "
             f"{CHECKPOINT}, written by `eqxppo train --out DIR`)."
         )
     settings = json.loads((out / "config.json").read_text())
+    conflicts = _conflicts(args, settings, out)
+    if conflicts:
+        raise UserError(
+            f"--resume {out} continues the run with the settings in its config.json; these "
+            f"flags conflict with them: {'; '.join(conflicts)}. Only --timesteps may change "
+            "(to extend the run)."
+        )
     if args.timesteps is not None:
         settings["timesteps"] = args.timesteps
-    agent, state = load(out / CHECKPOINT)
+    with user_input():
+        agent, state = load(out / CHECKPOINT)
     return settings, agent, state, out
 
 

@@ -1,6 +1,6 @@
 """Typed PPO configuration: static structure apart from traced continuous values.
 
-A `ConfigSpace.Configuration` or a plain mapping becomes two objects (DESIGN decision 1):
+A `ConfigSpace.Configuration` or a plain mapping becomes two objects:
 
 - `PPOConfig`: every value that fixes array shapes or program structure. All fields are
   static, so two configs with equal fields hit the same compiled program.

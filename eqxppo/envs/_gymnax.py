@@ -1,5 +1,7 @@
 """The gymnax adapter: vectorised, auto-resetting, terminated and truncated kept apart."""
 
+import dataclasses
+import inspect
 import math
 from typing import Any
 
@@ -40,6 +42,8 @@ class GymnaxEnv(AbstractEnvironment):
     params: PyTree
     n_envs: int = eqx.field(static=True)
     image_obs: bool = eqx.field(static=True)
+    # The arguments `gymnax.make` passed to the environment's constructor, as sorted pairs.
+    constructor_kwargs: tuple[tuple[str, Any], ...] = eqx.field(static=True, default=())
 
     def __check_init__(self):
         if self.n_envs < 1:
@@ -111,17 +115,11 @@ class GymnaxEnv(AbstractEnvironment):
         return int(self.params.max_steps_in_episode)
 
     def with_n_envs(self, n_envs: int) -> "GymnaxEnv":
-        return GymnaxEnv(
-            env_name=self.env_name,
-            env=self.env,
-            params=self.params,
-            n_envs=n_envs,
-            image_obs=self.image_obs,
-        )
+        return dataclasses.replace(self, n_envs=n_envs)
 
     def make_env_args(self) -> dict[str, Any]:
-        _, default = gymnax.make(self.env_name)
-        env_kwargs = {}
+        _, default = gymnax.make(self.env_name, **dict(self.constructor_kwargs))
+        env_kwargs = dict(self.constructor_kwargs)
         for name in self.params.__dataclass_fields__:
             value = np.asarray(getattr(self.params, name)).tolist()
             if value != np.asarray(getattr(default, name)).tolist():
@@ -135,24 +133,49 @@ class GymnaxEnv(AbstractEnvironment):
         }
 
 
+def _constructor_names(env: Any) -> list[str]:
+    parameters = inspect.signature(type(env)).parameters.values()
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
 def make_gymnax_env(
     env_name: str, n_envs: int, image_obs: bool, env_kwargs: dict[str, Any] | None
 ) -> GymnaxEnv:
-    """Build a `GymnaxEnv`; `env_kwargs` override fields of the default parameters."""
+    """Build a `GymnaxEnv`.
+
+    `env_kwargs` may hold both kinds of argument gymnax environments take: constructor
+    arguments, passed to `gymnax.make(env_name, **kwargs)` as ARLBench does (MinAtar's
+    `use_minimal_action_set`, bsuite Catch's `rows`), and fields of the environment's
+    parameters to override (`max_steps_in_episode`). A name of neither kind raises and
+    lists both.
+    """
     if env_name not in gymnax.registered_envs:
         raise ValueError(
             f"Unknown gymnax environment {env_name!r}; registered: {list(gymnax.registered_envs)}."
         )
+    env_kwargs = dict(env_kwargs or {})
     env, params = gymnax.make(env_name)
-    if env_kwargs:
-        valid = sorted(f for f in params.__dataclass_fields__)
-        unknown = sorted(set(env_kwargs) - set(valid))
-        if unknown:
-            raise ValueError(
-                f"Unknown env_kwargs {unknown} for {env_name}; valid parameters: {valid}."
-            )
-        params = params.replace(**env_kwargs)
-    out = GymnaxEnv(env_name=env_name, env=env, params=params, n_envs=n_envs, image_obs=image_obs)
+    constructor = sorted(set(env_kwargs) & set(_constructor_names(env)))
+    overrides = {k: v for k, v in env_kwargs.items() if k not in constructor}
+    unknown = sorted(set(overrides) - set(params.__dataclass_fields__))
+    if unknown:
+        raise ValueError(
+            f"Unknown env_kwargs {unknown} for {env_name}; constructor arguments: "
+            f"{_constructor_names(env)}; parameters: {sorted(params.__dataclass_fields__)}."
+        )
+    constructor_kwargs = tuple((k, env_kwargs[k]) for k in constructor)
+    if constructor_kwargs:
+        env, params = gymnax.make(env_name, **dict(constructor_kwargs))
+    if overrides:
+        params = params.replace(**overrides)
+    out = GymnaxEnv(
+        env_name=env_name,
+        env=env,
+        params=params,
+        n_envs=n_envs,
+        image_obs=image_obs,
+        constructor_kwargs=constructor_kwargs,
+    )
     if image_obs and len(out.observation_shape) != 3:
         raise ValueError(
             f"cnn_policy needs image observations (H, W, C); {env_name} observations have "

@@ -10,6 +10,5 @@ from ._distributions import action_distribution as action_distribution
 from ._init import init_layer as init_layer
 from ._init import init_mlp as init_mlp
 from ._init import orthogonal as orthogonal
-from ._linear import batched_linear as batched_linear
 from ._make import make_network as make_network
 from ._mlp import MLPActorCritic as MLPActorCritic

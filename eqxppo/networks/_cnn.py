@@ -6,10 +6,9 @@ from collections.abc import Callable
 import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
-import numpy as np
-from jax import lax
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
+from .. import _xla_cpu
 from ._actor_critic import AbstractActorCritic
 from ._distributions import AbstractDistribution, action_distribution
 from ._init import init_layer
@@ -25,37 +24,6 @@ def _out_side(side: int, kernel: int, stride: int, padding: str) -> int:
     if padding == "SAME":
         return -(-side // stride)
     return (side - kernel) // stride + 1
-
-
-def _conv_channels_last(conv: eqx.nn.Conv2d, x: Float[Array, "h w c"]) -> Float[Array, "h2 w2 o"]:
-    """`conv` on a channels-last image: image patches (one gather) times the kernel.
-
-    Inside the training loop's `scan`, XLA:CPU runs `conv`'s own convolution and its
-    weight gradient on slow generic paths (the kernel is a loop-carried value), and
-    `lax.conv_general_dilated_patches` as a slow grouped convolution. A gather with
-    constant indices and one matrix product stay on fast paths, forward and backward:
-    Breakout-MinAtar trains at 2,488 steps/s against 596 with Equinox's convolution and
-    1,429 with `conv_general_dilated_patches` (2 CPU cores, jax 0.9.2; benchmarks/README.md).
-    """
-    (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
-    height, width, _ = x.shape
-    if isinstance(conv.padding, str):
-        window = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
-        pads = lax.padtype_to_pads((height, width), window, (sh, sw), conv.padding)
-    else:
-        pads = conv.padding
-    x = jnp.pad(x, (*pads, (0, 0)))
-    out_h = (x.shape[0] - (kh - 1) * dh - 1) // sh + 1
-    out_w = (x.shape[1] - (kw - 1) * dw - 1) // sw + 1
-    rows = np.arange(out_h)[:, None] * sh + np.arange(kh)[None, :] * dh  # (out_h, kh)
-    cols = np.arange(out_w)[:, None] * sw + np.arange(kw)[None, :] * dw  # (out_w, kw)
-    patches = x[rows[:, None, :, None], cols[None, :, None, :]]  # (out_h, out_w, kh, kw, c)
-    patches = patches.reshape(out_h, out_w, -1)
-    kernel = jnp.transpose(conv.weight, (0, 2, 3, 1)).reshape(conv.out_channels, -1)
-    out = patches @ kernel.T
-    if conv.bias is not None:
-        out = out + conv.bias.reshape(1, 1, -1)
-    return out
 
 
 class CNNActorCritic(AbstractActorCritic):
@@ -110,11 +78,17 @@ class CNNActorCritic(AbstractActorCritic):
 
     def features(self, obs: Float[Array, "height width channels"]) -> Float[Array, " hidden"]:
         """The trunk's output for one channels-last image."""
-        x = obs
-        for conv in self.convs:
-            x = self.activation(_conv_channels_last(conv, x))
+        if _xla_cpu.enabled():
+            x = obs
+            for conv in self.convs:
+                x = self.activation(_xla_cpu.conv_channels_last(conv, x))
+            x = jnp.transpose(x, (2, 0, 1))
+        else:
+            x = jnp.transpose(obs, (2, 0, 1))  # Equinox's convolutions are channels-first
+            for conv in self.convs:
+                x = self.activation(conv(x))
         # Flattened channels-first, the order of the dense layer's inputs.
-        return self.activation(self.dense(jnp.transpose(x, (2, 0, 1)).reshape(-1)))
+        return self.activation(self.dense(x.reshape(-1)))
 
     def _policy_from(self, features: Float[Array, " hidden"]) -> AbstractDistribution:
         return action_distribution(self.actor_head(features), self.log_std)

@@ -6,13 +6,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jax import lax
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
+from .. import _xla_cpu
 from ._actor_critic import AbstractActorCritic
 from ._distributions import AbstractDistribution, action_distribution
 from ._init import init_mlp
-from ._linear import SLOW_INPUT_SIZES, batched_linear
 
 
 class MLPActorCritic(AbstractActorCritic):
@@ -47,49 +46,17 @@ class MLPActorCritic(AbstractActorCritic):
         self.discrete = discrete
 
     def policy(self, obs: Float[Array, " obs_dim"]) -> AbstractDistribution:
-        return action_distribution(_mlp_forward(self.actor, obs), self.log_std)
+        head = _xla_cpu.mlp_forward(self.actor, obs) if _xla_cpu.enabled() else self.actor(obs)
+        return action_distribution(head, self.log_std)
 
     def value(self, obs: Float[Array, " obs_dim"]) -> Scalar:
-        return _mlp_forward(self.critic, obs)
+        return _xla_cpu.mlp_forward(self.critic, obs) if _xla_cpu.enabled() else self.critic(obs)
 
     def forward_batch(
         self, obs: Float[Array, "batch obs_dim"]
     ) -> tuple[AbstractDistribution, Float[Array, " batch"]]:
-        head = _mlp_forward_batch(self.actor, obs)
+        if not _xla_cpu.enabled():
+            return super().forward_batch(obs)
+        head = _xla_cpu.mlp_forward_batch(self.actor, obs)
         dist = jax.vmap(action_distribution, in_axes=(0, None))(head, self.log_std)
-        return dist, _mlp_forward_batch(self.critic, obs)[:, 0]
-
-
-def _mlp_forward(mlp: eqx.nn.MLP, x: Float[Array, " in_size"]) -> Array:
-    """`mlp(x)` for the elementwise activations PPO builds; for an input of 2 or 3
-    features, the input layer's product is taken as `x @ W.T` on a transposed copy.
-
-    Under `vmap`, Equinox's `W @ x` becomes a product against the transposed `(out, in)`
-    weight, which XLA:CPU runs slowly when `in` is 2 or 3 (64 x 3 x 64: 5.2 us against
-    0.3 us; from 4 on both forms cost the same); the barrier keeps XLA from folding the
-    transpose back into the product. Pendulum's minibatch step 106 -> 85 us. The copy
-    costs time for wide inputs (flattened MinAtar, 400: update 52 -> 65 ms), hence only
-    for the short ones (2 CPU cores, jax 0.9.2; benchmarks/README.md).
-    """
-    first, *rest = mlp.layers
-    if first.in_features in SLOW_INPUT_SIZES:
-        h = x @ lax.optimization_barrier(first.weight.T)
-    else:
-        h = first.weight @ x
-    if first.bias is not None:
-        h = h + first.bias
-    for layer in rest:
-        h = layer(mlp.activation(h))
-    return mlp.final_activation(h)
-
-
-def _mlp_forward_batch(mlp: eqx.nn.MLP, x: Float[Array, "batch in_size"]) -> Array:
-    """`jax.vmap(mlp)(x)` as batched products, `(batch, out)` (a `"scalar"` output as
-    `(batch, 1)`), through `batched_linear` for its faster weight gradients."""
-    h = x
-    for i, layer in enumerate(mlp.layers):
-        if i > 0:
-            h = mlp.activation(h)
-        bias = jnp.zeros(layer.weight.shape[0], h.dtype) if layer.bias is None else layer.bias
-        h = batched_linear(h, layer.weight, bias)
-    return mlp.final_activation(h)
+        return dist, _xla_cpu.mlp_forward_batch(self.critic, obs)[:, 0]

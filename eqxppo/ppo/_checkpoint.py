@@ -1,4 +1,4 @@
-"""Save an agent's whole state and load it back as a ready agent (DESIGN decision 6).
+"""Save an agent's whole state and load it back as a ready agent.
 
 The file holds the complete `PPORunnerState` (parameters, optimizer state, observation
 normaliser, environment state, last observation, PRNG key, step counter, continuous
@@ -15,27 +15,18 @@ import equinox as eqx
 import jax
 import jax.random as jr
 
-from ..configspaces import PPOConfig, hpo_config_to_dict
-from ..envs import make_env
+from ..configspaces import PPOConfig, PPOHyperparams, hpo_config_to_dict
 from ._checkpoint_file import CheckpointError, open_checkpoint, read_state, write_checkpoint
 from ._ppo import PPO
+from ._spec import AgentSpec
 from ._state import PPOState
 
 
-def _agent_metadata(agent: PPO) -> dict[str, Any]:
+def _agent_metadata(agent: PPO, hparams: PPOHyperparams) -> dict[str, Any]:
     return {
         "algorithm": "ppo",
-        "hpo_config": hpo_config_to_dict(agent.config, agent.hparams),
-        "nas_config": {
-            "activation": agent.network_config.activation,
-            "hidden_size": agent.network_config.hidden_size,
-        },
-        "cnn_policy": agent.cnn_policy,
-        "env": agent.env.make_env_args(),
-        "eval_env": agent.eval_env.make_env_args(),
-        "deterministic_eval": agent.deterministic_eval,
-        "track_metrics": agent.track_metrics,
-        "track_trajectories": agent.track_trajectories,
+        "hpo_config": hpo_config_to_dict(agent.config, hparams),
+        **agent.spec.metadata(),
     }
 
 
@@ -46,11 +37,15 @@ _STATIC_HPO = tuple(PPOConfig.__dataclass_fields__)
 def save(path: str | os.PathLike, agent: PPO, state: PPOState) -> Path:
     """Write `state` and `agent`'s configuration to the file `path`, atomically.
 
-    A crash during the write leaves any earlier file at `path` intact. Returns the path.
+    The continuous hyperparameters recorded are those `state` holds (the ones it last
+    trained with, or a population member's current ones), not the agent's: `load` gives
+    an agent that continues with them. A crash during the write leaves any earlier file
+    at `path` intact. Returns the path.
     """
-    agent._check_network(state.runner_state.train_state.network, "state's network")
+    runner_state = state.runner_state
+    agent.spec.check_network(runner_state.train_state.network, "state's network")
     metadata = {
-        **_agent_metadata(agent),
+        **_agent_metadata(agent, runner_state.hparams),
         "global_step": int(state.runner_state.global_step),
         "prng_impl": str(jax.config.jax_default_prng_impl),  # pyright: ignore[reportAttributeAccessIssue]
         "versions": {p: version(p) for p in ("eqxppo", "jax", "equinox", "optax", "gymnax")},
@@ -58,24 +53,8 @@ def save(path: str | os.PathLike, agent: PPO, state: PPOState) -> Path:
     return write_checkpoint(path, metadata, state.runner_state)
 
 
-def _agent_from_metadata(meta: dict[str, Any]) -> PPO:
-    env_args, eval_args = meta["env"], meta["eval_env"]
-    env = make_env(**env_args)
-    eval_env = env if eval_args == env_args else make_env(**eval_args)
-    return PPO(
-        meta["hpo_config"],
-        env,
-        eval_env=eval_env,
-        cnn_policy=meta["cnn_policy"],
-        nas_config=meta["nas_config"],
-        deterministic_eval=meta["deterministic_eval"],
-        track_trajectories=meta["track_trajectories"],
-        track_metrics=meta["track_metrics"],
-    )
-
-
 def _check_compatible(path: Path, meta: dict[str, Any], agent: PPO) -> None:
-    mine = _agent_metadata(agent)
+    mine = _agent_metadata(agent, agent.hparams)
     differ = [k for k in _STRUCTURE_KEYS if meta.get(k) != mine[k]]
     differ += [
         f"hpo_config.{k}" for k in _STATIC_HPO if meta["hpo_config"].get(k) != mine["hpo_config"][k]
@@ -103,7 +82,7 @@ def load(path: str | os.PathLike, agent: PPO | None = None) -> tuple[PPO, PPOSta
     - `path`: the checkpoint file.
     - `agent`: an agent to load into; its static configuration, architecture and
       environment must match the file's. By default the agent is rebuilt from the file,
-      with the hyperparameters it was saved with.
+      with the continuous hyperparameters the saved state held.
 
     **Raises:**
 
@@ -121,7 +100,7 @@ def load(path: str | os.PathLike, agent: PPO | None = None) -> tuple[PPO, PPOSta
             "jax_default_prng_impl to it before loading."
         )
     if agent is None:
-        agent = _agent_from_metadata(meta)
+        agent = PPO.from_spec(AgentSpec.from_metadata(meta), meta["hpo_config"])
     else:
         _check_compatible(path, meta, agent)
     like = eqx.filter_eval_shape(agent.init, jr.key(0)).runner_state

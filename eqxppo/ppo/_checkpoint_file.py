@@ -21,7 +21,8 @@ import jax.random as jr
 
 
 T = TypeVar("T")
-FORMAT_VERSION = 1
+# 2: the optimizer state is over the parameter tree; the runner state has `diverged`.
+FORMAT_VERSION = 2
 _MAGIC = b"EQXPPO-CHECKPOINT\n"
 
 
@@ -93,6 +94,12 @@ def open_checkpoint(path: str | os.PathLike) -> CheckpointFile:
         raise CheckpointError(
             f"{str(path)!r} has checkpoint format {version!r}; this eqxppo reads formats up to "
             f"{FORMAT_VERSION}. Upgrade eqxppo to load it."
+        )
+    if version < FORMAT_VERSION:
+        raise CheckpointError(
+            f"{str(path)!r} has checkpoint format {version}, written by an older eqxppo whose "
+            f"state layout this version ({FORMAT_VERSION}) does not read; retrain, or load it "
+            "with the eqxppo that wrote it."
         )
     if len(payload) != header["payload_bytes"]:
         raise CheckpointError(

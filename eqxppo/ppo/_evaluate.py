@@ -16,6 +16,7 @@ def evaluate(
     env: AbstractEnvironment,
     key: PRNGKeyArray,
     n_episodes: int,
+    *,
     deterministic: bool = True,
     normalize_observations: bool = False,
 ) -> Float[Array, " n_episodes"]:

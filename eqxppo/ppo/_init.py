@@ -21,6 +21,7 @@ def init(
     env: AbstractEnvironment,
     network_config: NetworkConfig,
     hparams: PPOHyperparams,
+    *,
     network: AbstractActorCritic | None = None,
     opt_state: optax.OptState | None = None,
 ) -> PPOState:
@@ -33,8 +34,11 @@ def init(
     - `env`: the training environments.
     - `network_config`: the architecture.
     - `hparams`: continuous hyperparameters the state will train with.
-    - `network`: a network to start from instead of a fresh one (same architecture).
-    - `opt_state`: an optimizer state to start from instead of a fresh one.
+    - `network`: a network to start from instead of a fresh one (same architecture), or
+      only its parameters (`PPOTrainState.params`: the network with `None` in place of
+      everything but its trainable arrays).
+    - `opt_state`: an optimizer state of those parameters to start from instead of a
+      fresh one (`PPOTrainState.opt_state`).
 
     **Returns:**
 
@@ -42,12 +46,12 @@ def init(
     """
     run_key, reset_key, network_key = jr.split(key, 3)
     env_state, obs = env.reset(reset_key)
-    if network is None:
-        network = make_network(
-            network_config, env.observation_shape, env.action_spec, key=network_key
-        )
+    fresh = make_network(network_config, env.observation_shape, env.action_spec, key=network_key)
+    if network is not None:  # the given trainable arrays, the fresh network's functions
+        params = eqx.filter(network, eqx.is_inexact_array)
+        fresh = eqx.combine(params, eqx.filter(fresh, eqx.is_inexact_array, inverse=True))
     train_state = PPOTrainState.create_with_opt_state(
-        network=network, tx=make_optimizer(hparams), opt_state=opt_state
+        network=fresh, tx=make_optimizer(hparams), opt_state=opt_state
     )
     runner_state = PPORunnerState(
         rng=run_key,
@@ -57,5 +61,6 @@ def init(
         obs=obs,
         global_step=jnp.zeros((), jnp.int32),
         hparams=hparams,
+        diverged=jnp.zeros((), bool),
     )
     return PPOState(runner_state=runner_state, buffer_state=None)

@@ -1,5 +1,6 @@
 """The clipped PPO objective with value clipping and an entropy bonus."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Real, Scalar
@@ -8,15 +9,25 @@ from ..configspaces import PPOHyperparams
 from ..networks import AbstractActorCritic
 
 
+class Batch(eqx.Module):
+    """Training samples along one leading axis (`batch`): a minibatch, or a stack of them.
+
+    `log_prob` and `value` are the rollout policy's; `targets` are the GAE returns.
+    """
+
+    obs: Float[Array, "batch *obs_shape"]
+    action: Real[Array, "batch *action_shape"]
+    log_prob: Float[Array, " batch"]
+    value: Float[Array, " batch"]
+    advantages: Float[Array, " batch"]
+    targets: Float[Array, " batch"]
+
+
 def ppo_loss(
     network: AbstractActorCritic,
-    obs: Float[Array, "batch *obs_shape"],
-    action: Real[Array, "batch *action_shape"],
-    old_log_prob: Float[Array, " batch"],
-    old_value: Float[Array, " batch"],
-    advantages: Float[Array, " batch"],
-    targets: Float[Array, " batch"],
+    batch: Batch,
     hparams: PPOHyperparams,
+    *,
     normalize_advantage: bool,
 ) -> tuple[Scalar, tuple[Scalar, Scalar, Scalar]]:
     """PPO's loss on one minibatch, to minimise (ARLBench's formula).
@@ -31,10 +42,11 @@ def ppo_loss(
 
     `(total, (value_loss, actor_loss, entropy))`.
     """
-    dist, value = network.forward_batch(obs)
-    log_prob = jax.vmap(lambda d, a: d.log_prob(a))(dist, action)
+    dist, value = network.forward_batch(batch.obs)
+    log_prob = jax.vmap(lambda d, a: d.log_prob(a))(dist, batch.action)
     entropy = jax.vmap(lambda d: d.entropy())(dist).mean()
 
+    targets, old_value = batch.targets, batch.value
     value_clipped = old_value + jnp.clip(
         value - old_value, -hparams.vf_clip_eps, hparams.vf_clip_eps
     )
@@ -42,9 +54,10 @@ def ppo_loss(
         0.5 * jnp.maximum(jnp.square(value - targets), jnp.square(value_clipped - targets)).mean()
     )
 
+    advantages = batch.advantages
     if normalize_advantage:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    ratio = jnp.exp(log_prob - old_log_prob)
+    ratio = jnp.exp(log_prob - batch.log_prob)
     clipped_ratio = jnp.clip(ratio, 1.0 - hparams.clip_eps, 1.0 + hparams.clip_eps)
     actor_loss = -jnp.minimum(ratio * advantages, clipped_ratio * advantages).mean()
 

@@ -1,9 +1,11 @@
 """Many PPO runs of one static structure as one program: `init` and `train` under `vmap`.
 
 Members share the `PPOConfig`, the architecture and the environment; they differ in
-their keys and their continuous hyperparameters (DESIGN decisions 1 and 8). Every leaf
+their keys and their continuous hyperparameters. Every leaf
 of the returned states carries a leading member axis.
 """
+
+from typing import Any
 
 import equinox as eqx
 from beartype import beartype
@@ -45,17 +47,12 @@ def train_population(
     runner_states: PPORunnerState,
     env: AbstractEnvironment,
     config: PPOConfig,
-    n_total_timesteps: int = 1_000_000,
-    n_eval_steps: int = 10,
-    n_eval_episodes: int = 10,
-    eval_env: AbstractEnvironment | None = None,
-    deterministic_eval: bool = True,
-    track_metrics: bool = False,
-    track_trajectories: bool = False,
+    **options: Any,
 ) -> tuple[PPORunnerState, PPOTrainingResult]:
     """`train` for every member of a stacked runner state, in one compiled program.
 
-    Each member trains for `n_total_timesteps` of its own steps with its own
+    `options` are `train`'s keyword-only options (`n_total_timesteps`, `n_eval_steps`,
+    ...). Each member trains for `n_total_timesteps` of its own steps with its own
     `runner_state.hparams`, so new hyperparameter values never recompile. The shapes are
     checked per member by `train`'s annotations.
 
@@ -65,15 +62,5 @@ def train_population(
     e.g. `eval_rewards` of shape `(n_members, n_eval_steps, n_eval_episodes)`.
     """
     # Only the runner state has a member axis; `train` checks the budget and the shapes.
-    return eqx.filter_vmap(train, in_axes=(eqx.if_array(0), *[None] * 9))(
-        runner_states,
-        env,
-        config,
-        n_total_timesteps,
-        n_eval_steps,
-        n_eval_episodes,
-        eval_env,
-        deterministic_eval,
-        track_metrics,
-        track_trajectories,
-    )
+    train_member = lambda runner_state: train(runner_state, env, config, **options)
+    return eqx.filter_vmap(train_member)(runner_states)

@@ -20,17 +20,19 @@ from jax.typing import ArrayLike
 from jaxtyping import PRNGKeyArray
 
 from ..configspaces import (
+    NetworkConfig,
     PPOConfig,
     PPOHyperparams,
     hpo_config_to_dict,
     parse_hpo_config,
-    parse_nas_config,
 )
 from ..envs import AbstractEnvironment
 from ._pbt import exploit_and_explore
 from ._population import init_population, train_population
 from ._sharding import member_mesh, pad_members, padded_size, shard_members
+from ._spec import AgentSpec
 from ._state import PPORunnerState, PPOState, PPOTrainingResult
+from ._train import Count
 
 
 _HPARAM_NAMES = tuple(PPOHyperparams.__dataclass_fields__)
@@ -61,7 +63,8 @@ class Population:
 
     - `hpo_configs`: one `Configuration` or mapping per configuration.
     - `env`, `eval_env`, `cnn_policy`, `nas_config`, `deterministic_eval`,
-      `track_metrics`, `track_trajectories`: as for `PPO`, shared by all members.
+      `track_metrics`, `track_trajectories`: as for `PPO`, shared by all members (one
+      `AgentSpec`, `self.spec`).
     - `seeds`: the seeds every configuration runs with; member `(i, j)` starts from
       `jax.random.fold_in(key, seeds[j])`, so it matches a single `PPO` run started from
       that key, and members with the same seed share initial weights and environments.
@@ -86,14 +89,15 @@ class Population:
         self.seeds = tuple(int(s) for s in seeds)
         if not self.seeds or not len(hpo_configs):
             raise ValueError("A population needs at least one configuration and one seed.")
-        self.env = env
-        self.eval_env = env if eval_env is None else eval_env
-        self.cnn_policy = cnn_policy
-        self.nas_config = nas_config
-        self.network_config = parse_nas_config(nas_config, cnn_policy)
-        self.deterministic_eval = deterministic_eval
-        self.track_metrics = track_metrics
-        self.track_trajectories = track_trajectories
+        self.spec = AgentSpec.create(
+            env,
+            eval_env=eval_env,
+            cnn_policy=cnn_policy,
+            nas_config=nas_config,
+            deterministic_eval=deterministic_eval,
+            track_metrics=track_metrics,
+            track_trajectories=track_trajectories,
+        )
         self.mesh = member_mesh(devices)
 
         parsed = [parse_hpo_config(c) for c in hpo_configs]
@@ -114,16 +118,26 @@ class Population:
         self._inverse = None if np.all(order == np.arange(len(order))) else np.argsort(order)
 
     @property
+    def env(self) -> AbstractEnvironment:
+        return self.spec.env
+
+    @property
+    def eval_env(self) -> AbstractEnvironment:
+        return self.spec.eval_env
+
+    @property
+    def network_config(self) -> NetworkConfig:
+        return self.spec.network_config
+
+    @property
     def n_members(self) -> int:
         """Configurations x seeds."""
         return len(self.member_configs)
 
-    def member_hpo_config(self, member: int, state: PopulationState | None = None) -> dict:
-        """Member `member`'s hyperparameters as a mapping for `PPO` (from `state` if given)."""
-        if state is None:
-            hparams = self._hparams[member]
-        else:
-            hparams = self.member(state, member).runner_state.hparams
+    def member_hpo_config(self, member: int, state: PopulationState) -> dict:
+        """Member `member`'s hyperparameters as a mapping for `PPO`: its static values and
+        the continuous values its state holds now."""
+        hparams = self.member(state, member).runner_state.hparams
         return hpo_config_to_dict(self.member_configs[member], hparams)
 
     # -- the algorithm ------------------------------------------------------------------
@@ -136,16 +150,16 @@ class Population:
             hparams = _stack([self._hparams[m] for m in group.members])
             keys, hparams = pad_members((keys, hparams), group.n_padded)
             keys, hparams = shard_members((keys, hparams), self.mesh)
-            state = init_population(keys, self.env, self.network_config, hparams)
+            state = init_population(keys, self.spec.env, self.spec.network_config, hparams)
             groups.append(state.runner_state)
         return PopulationState(tuple(groups))
 
     def train(
         self,
         state: PopulationState,
-        n_total_timesteps: int = 1_000_000,
-        n_eval_steps: int = 10,
-        n_eval_episodes: int = 10,
+        n_total_timesteps: Count = 1_000_000,
+        n_eval_steps: Count = 10,
+        n_eval_episodes: Count = 10,
     ) -> tuple[PopulationState, PPOTrainingResult]:
         """Train every member for `n_total_timesteps` of its own steps; one call per group.
 
@@ -155,19 +169,11 @@ class Population:
         order, e.g. `eval_rewards` of shape `(n_members, n_eval_steps, n_eval_episodes)`.
         """
         self._check_state(state)
+        options = self.spec.train_options(n_total_timesteps, n_eval_steps, n_eval_episodes)
         new_groups, results = [], []
         for group, runner_states in zip(self.groups, state.groups):
             runner_states, result = train_population(
-                runner_states,
-                self.env,
-                group.config,
-                n_total_timesteps,
-                n_eval_steps,
-                n_eval_episodes,
-                self.eval_env,
-                self.deterministic_eval,
-                self.track_metrics,
-                self.track_trajectories,
+                runner_states, self.spec.env, group.config, **options
             )
             new_groups.append(runner_states)
             results.append(jax.tree.map(lambda x: x[: len(group.members)], result))
@@ -213,6 +219,17 @@ class Population:
         arrays = jax.tree.map(lambda x: jax.device_put(x[row], device), arrays)
         runner_state = eqx.combine(arrays, static)
         return PPOState(runner_state=runner_state, buffer_state=None)
+
+    def diverged(self, state: PopulationState) -> np.ndarray:
+        """Which members diverged (a non-finite loss or parameter), `(n_members,)` bools.
+
+        A diverged member keeps its last finite network and stops learning; the other
+        members are unaffected.
+        """
+        out = np.zeros(self.n_members, bool)
+        for group, runner_states in zip(self.groups, state.groups):
+            out[list(group.members)] = np.asarray(runner_states.diverged)[: len(group.members)]
+        return out
 
     def get_hparams(self, state: PopulationState) -> dict[str, np.ndarray]:
         """Each continuous hyperparameter as a `(n_members,)` array, in member order."""

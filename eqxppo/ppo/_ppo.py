@@ -1,37 +1,29 @@
 """The `PPO` facade: ARLBench's class API over eqxppo's free functions."""
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import jax.random as jr
-import jax.tree_util as jtu
 import optax
 from ConfigSpace import Configuration, ConfigurationSpace
-from jaxtyping import Array, PRNGKeyArray, Real
+from jaxtyping import Array, Float, PRNGKeyArray, Real
 
 from .. import configspaces
-from ..configspaces import parse_hpo_config, parse_nas_config
+from ..configspaces import NetworkConfig, parse_hpo_config
 from ..envs import AbstractEnvironment
 from ..networks import AbstractActorCritic, make_network
+from ._evaluate import evaluate
 from ._init import init
-from ._population_facade import Population
+from ._population_facade import Population, PopulationState
 from ._predict import predict
+from ._spec import AgentSpec
 from ._state import PPORunnerState, PPOState, PPOTrainingResult
-from ._train import train
+from ._train import Count, as_count, train
 
 
-def _is_array_or_shape(x: Any) -> bool:
-    return isinstance(x, jax.Array | jax.ShapeDtypeStruct)
-
-
-def _shapes(tree: Any) -> tuple[Any, list[tuple[tuple[int, ...], Any]]]:
-    """Tree structure and leaf shapes: what must match for a state to fit an agent."""
-    arrays, static = eqx.partition(tree, _is_array_or_shape)
-    leaves, treedef = jtu.tree_flatten(arrays)
-    return (treedef, jtu.tree_structure(static)), [(x.shape, x.dtype) for x in leaves]
+_evaluate = eqx.filter_jit(evaluate)
 
 
 class PPO:
@@ -69,30 +61,74 @@ class PPO:
         track_trajectories: bool = False,
         track_metrics: bool = False,
     ) -> None:
-        self.env = env
-        self.eval_env = env if eval_env is None else eval_env
-        self.cnn_policy = cnn_policy
-        self.nas_config = PPO.get_default_nas_config() if nas_config is None else nas_config
-        self.network_config = parse_nas_config(self.nas_config, cnn_policy)
-        self.deterministic_eval = deterministic_eval
-        self.track_trajectories = track_trajectories
-        self.track_metrics = track_metrics
-        self.hpo_config = hpo_config
-        self.config, self.hparams = parse_hpo_config(hpo_config)
-        self._network_shapes = _shapes(
-            eqx.filter_eval_shape(
-                make_network,
-                self.network_config,
-                env.observation_shape,
-                env.action_spec,
-                key=jr.key(0),
-            )
+        spec = AgentSpec.create(
+            env,
+            eval_env=eval_env,
+            cnn_policy=cnn_policy,
+            nas_config=nas_config,
+            deterministic_eval=deterministic_eval,
+            track_metrics=track_metrics,
+            track_trajectories=track_trajectories,
         )
-        if self.eval_env.observation_shape != env.observation_shape:
-            raise ValueError(
-                f"eval_env observations {self.eval_env.observation_shape} differ from env "
-                f"observations {env.observation_shape}."
-            )
+        self._set(spec, hpo_config)
+
+    def _set(self, spec: AgentSpec, hpo_config: Configuration | Mapping[str, Any]) -> None:
+        self.spec = spec
+        self.update_hpo_config(hpo_config)
+
+    @classmethod
+    def from_spec(cls, spec: AgentSpec, hpo_config: Configuration | Mapping[str, Any]) -> "PPO":
+        """An agent of `spec` (environments, architecture, options) with `hpo_config`."""
+        agent = cls.__new__(cls)
+        agent._set(spec, hpo_config)
+        return agent
+
+    # -- the settings, as ARLBench names them ---------------------------------------------
+
+    @property
+    def env(self) -> AbstractEnvironment:
+        return self.spec.env
+
+    @property
+    def eval_env(self) -> AbstractEnvironment:
+        return self.spec.eval_env
+
+    @property
+    def cnn_policy(self) -> bool:
+        return self.spec.cnn_policy
+
+    @property
+    def nas_config(self) -> dict[str, Any]:
+        return self.spec.nas_config
+
+    @property
+    def network_config(self) -> NetworkConfig:
+        return self.spec.network_config
+
+    @property
+    def deterministic_eval(self) -> bool:
+        return self.spec.deterministic_eval
+
+    @property
+    def track_metrics(self) -> bool:
+        return self.spec.track_metrics
+
+    @property
+    def track_trajectories(self) -> bool:
+        return self.spec.track_trajectories
+
+    @property
+    def action_type(self) -> Literal["discrete", "continuous"]:
+        """`"discrete"` or `"continuous"`, the environment's action space."""
+        return "discrete" if self.env.action_spec.discrete else "continuous"
+
+    @property
+    def network(self) -> AbstractActorCritic:
+        """A freshly initialised network of this agent's architecture (key 0); the
+        trained one is `runner_state.train_state.network`."""
+        return make_network(
+            self.network_config, self.env.observation_shape, self.env.action_spec, key=jr.key(0)
+        )
 
     # -- ARLBench's derived sizes ---------------------------------------------------------
 
@@ -154,34 +190,12 @@ class PPO:
         return Population(hpo_configs, env, seeds, **kwargs)
 
     @classmethod
-    def from_population(cls, population: Population, member: int) -> "PPO":
-        """A single agent with member `member`'s configuration, for `population.member(...)`.
-
-        The hyperparameters are those the population started with; a member's state carries
-        the ones it trained with (`population.member_hpo_config(member, state)`).
-        """
-        return cls(
-            population.member_hpo_config(member),
-            population.env,
-            eval_env=population.eval_env,
-            cnn_policy=population.cnn_policy,
-            nas_config=population.nas_config,
-            deterministic_eval=population.deterministic_eval,
-            track_trajectories=population.track_trajectories,
-            track_metrics=population.track_metrics,
-        )
+    def from_population(cls, population: Population, member: int, state: PopulationState) -> "PPO":
+        """A single agent for member `member` of `population`, with the continuous
+        hyperparameters that member's state holds now (`pop.member(state, member)`)."""
+        return cls.from_spec(population.spec, population.member_hpo_config(member, state))
 
     # -- the algorithm --------------------------------------------------------------------
-
-    def _check_network(self, network: AbstractActorCritic, what: str) -> None:
-        if _shapes(network) != self._network_shapes:
-            raise ValueError(
-                f"{what} does not match this agent's architecture "
-                f"({self.network_config.activation}, hidden_size="
-                f"{self.network_config.hidden_size}, cnn_policy={self.cnn_policy}) for "
-                f"observations {self.env.observation_shape}; build the agent with the "
-                "configuration the state was made with."
-            )
 
     def init(
         self,
@@ -189,39 +203,68 @@ class PPO:
         network_params: AbstractActorCritic | None = None,
         opt_state: optax.OptState | None = None,
     ) -> PPOState:
-        """A fresh `PPOState`; `network_params` / `opt_state` replace the fresh ones."""
+        """A fresh `PPOState`; `network_params` / `opt_state` replace the fresh ones.
+
+        `network_params` is a network of this agent's architecture or its trainable
+        arrays (`PPOTrainState.params`); `opt_state` an optimizer state of those
+        (`PPOTrainState.opt_state`), as `get_checkpoint_factory` returns them.
+        """
         if network_params is not None:
-            self._check_network(network_params, "network_params")
-        return init(rng, self.env, self.network_config, self.hparams, network_params, opt_state)
+            self.spec.check_network(network_params, "network_params")
+        return init(
+            rng,
+            self.env,
+            self.network_config,
+            self.hparams,
+            network=network_params,
+            opt_state=opt_state,
+        )
 
     def train(
         self,
         runner_state: PPORunnerState,
         buffer_state: None = None,
-        n_total_timesteps: int = 1_000_000,
-        n_eval_steps: int = 10,
-        n_eval_episodes: int = 10,
+        n_total_timesteps: Count = 1_000_000,
+        n_eval_steps: Count = 10,
+        n_eval_episodes: Count = 10,
     ) -> tuple[PPOState, PPOTrainingResult]:
         """Train with the agent's current hyperparameters; see `eqxppo.ppo.train`.
 
         The returned state records the hyperparameters it was trained with.
         """
         del buffer_state
-        self._check_network(runner_state.train_state.network, "runner_state's network")
+        self.spec.check_network(runner_state.train_state.network, "runner_state's network")
         runner_state = runner_state._replace(hparams=self.hparams)
         runner_state, result = train(
             runner_state,
             self.env,
             self.config,
-            n_total_timesteps,
-            n_eval_steps,
-            n_eval_episodes,
-            self.eval_env,
-            self.deterministic_eval,
-            self.track_metrics,
-            self.track_trajectories,
+            **self.spec.train_options(n_total_timesteps, n_eval_steps, n_eval_episodes),
         )
         return PPOState(runner_state=runner_state, buffer_state=None), result
+
+    def eval(
+        self,
+        runner_state: PPORunnerState,
+        num_eval_episodes: Count,
+        rng: PRNGKeyArray | None = None,
+    ) -> Float[Array, " num_eval_episodes"]:
+        """Returns of `num_eval_episodes` episodes on `eval_env` (ARLBench's `eval`).
+
+        The episodes use `rng`, by default a key derived from `runner_state.rng`
+        without consuming it (training continues exactly as without this call).
+        """
+        n_episodes = as_count("num_eval_episodes", num_eval_episodes, 1)
+        key = jr.fold_in(runner_state.rng, 1) if rng is None else rng
+        return _evaluate(
+            runner_state.train_state.network,
+            runner_state.normalizer_state,
+            self.eval_env,
+            key,
+            n_episodes,
+            deterministic=self.deterministic_eval,
+            normalize_observations=self.config.normalize_observations,
+        )
 
     def predict(
         self,
@@ -235,13 +278,18 @@ class PPO:
             if not deterministic:
                 raise ValueError("predict(deterministic=False) needs an `rng` key.")
             rng = jr.key(0)
-        return predict(runner_state, jnp.asarray(obs), rng, self.env, self.config, deterministic)
+        return predict(
+            runner_state, jnp.asarray(obs), rng, self.env, self.config, deterministic=deterministic
+        )
 
     @staticmethod
     def get_checkpoint_factory(
         runner_state: PPORunnerState, train_result: PPOTrainingResult | None
     ) -> dict[str, Callable[[], Any]]:
         """Factories for what ARLBench checkpoints: `opt_state`, `params`, `loss`, `trajectories`.
+
+        `params` and `opt_state` go back into `init(rng, network_params=...,
+        opt_state=...)` to continue training.
 
         `trajectories` is a dict (`states`, `action`, `reward`, `dones`, `value`,
         `log_prob`) with the first two axes (chunk, update) merged, or `None` when not

@@ -47,6 +47,7 @@ def collect_rollout(
     obs: Float[Array, "n_envs *obs_shape"],
     key: PRNGKeyArray,
     n_steps: int,
+    *,
     normalize_observations: bool,
 ) -> tuple[tuple[PyTree, Float[Array, "n_envs *obs_shape"]], Rollout]:
     """Step the environments `n_steps` times, sampling actions from the policy.

@@ -1,4 +1,4 @@
-"""Spread a population's member axis over devices with `jax.sharding` (DESIGN decision 8)."""
+"""Spread a population's member axis over devices with `jax.sharding`."""
 
 import math
 from collections.abc import Sequence

@@ -9,13 +9,18 @@ from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax.numpy as jnp
+import jax.tree_util as jtu
 import optax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree, Real
 
 from ..configspaces import PPOHyperparams
 from ..envs import NormalizerState
 from ..networks import AbstractActorCritic
-from ._flat import flatten_network
+
+
+def _layout(tree: Any) -> tuple[Any, list[tuple[tuple[int, ...], Any]]]:
+    leaves, treedef = jtu.tree_flatten(tree)
+    return treedef, [(tuple(x.shape), x.dtype) for x in leaves]
 
 
 class PPOTrainState(eqx.Module):
@@ -23,8 +28,8 @@ class PPOTrainState(eqx.Module):
 
     `step` counts gradient updates. The optimizer is rebuilt from the traced
     hyperparameters at every update (`make_optimizer`), so it is not stored here; its
-    state (Adam's moments) is over the network's trainable arrays flattened into one
-    vector, in `jax.flatten_util.ravel_pytree` order (see `ppo/_flat.py`).
+    state (Adam's moments) is an optax state over `params`, the network's trainable
+    arrays, as `optax.adam(...).init(params)` would make it.
     """
 
     network: AbstractActorCritic
@@ -39,12 +44,20 @@ class PPOTrainState(eqx.Module):
         tx: optax.GradientTransformation,
         opt_state: optax.OptState | None = None,
     ) -> "PPOTrainState":
-        """A train state at step 0; `opt_state=None` initialises `tx` on the network.
+        """A train state at step 0; `opt_state=None` initialises `tx` on the parameters.
 
-        The optimizer state is over the flattened parameter vector (`flatten_network`).
+        A given `opt_state` must have the structure and shapes `tx.init(params)` has.
         """
+        fresh = eqx.filter_eval_shape(tx.init, eqx.filter(network, eqx.is_inexact_array))
         if opt_state is None:
-            opt_state = tx.init(flatten_network(network)[0])
+            opt_state = tx.init(eqx.filter(network, eqx.is_inexact_array))
+        elif _layout(opt_state) != _layout(fresh):
+            raise ValueError(
+                "opt_state does not fit this network and optimizer: expected the structure "
+                f"of `tx.init(train_state.params)` ({jtu.tree_structure(fresh)}), got "
+                f"{jtu.tree_structure(opt_state)}; pass an optimizer state of "
+                "`PPOTrainState.params` (e.g. from `get_checkpoint_factory`)."
+            )
         return cls(network=network, opt_state=opt_state, step=jnp.zeros((), jnp.int32))
 
     @property
@@ -62,7 +75,9 @@ class PPORunnerState(NamedTuple):
 
     `global_step` counts environment transitions summed over all `n_envs` (ARLBench
     counts vectorised steps). `hparams` holds the continuous hyperparameters this state
-    trains with, so a checkpoint or a population member carries its own.
+    trains with, so a checkpoint or a population member carries its own. `diverged` is
+    set once an update produced a non-finite loss or parameter; the network then stays
+    at its last finite value (see `update_step`).
     """
 
     rng: PRNGKeyArray
@@ -72,6 +87,7 @@ class PPORunnerState(NamedTuple):
     obs: Float[Array, "n_envs *obs_shape"]
     global_step: Int[Array, ""]
     hparams: PPOHyperparams
+    diverged: Bool[Array, ""]
 
 
 class PPOState(NamedTuple):
@@ -103,15 +119,26 @@ class Transition(NamedTuple):
 class PPOMetrics(NamedTuple):
     """Per-update training metrics (when `track_metrics`).
 
-    `loss` is `(total, (value_loss, actor_loss, entropy))` per minibatch, as in ARLBench.
-    `grads` is the global gradient norm per minibatch (ARLBench keeps every gradient,
-    which is larger than the network times the number of minibatches).
-    `advantages` are the GAE advantages of each rollout, `(n_steps, n_envs)`.
+    Per minibatch, with axes `(..., update_epochs, n_minibatches)` after the leading
+    `(n_eval_steps, updates_per_chunk)` of `train`:
+
+    - `loss`: `(total, (value_loss, actor_loss, entropy))`, as in ARLBench.
+    - `grads`: the global norm of the gradient (ARLBench keeps every gradient, which is
+      the network's size times the number of minibatches).
+    - `grad_var`: the variance of the gradient's entries.
+
+    `advantages` are the GAE advantages of each rollout, `(n_steps, n_envs)` per update.
+    `grad_info()` gives what ARLBench's `grad_info` state feature reports.
     """
 
     loss: tuple[Array, tuple[Array, Array, Array]]
     grads: Array
     advantages: Array
+    grad_var: Array
+
+    def grad_info(self) -> tuple[Array, Array]:
+        """`(grad_norm, grad_var)` per update: the means over its epochs and minibatches."""
+        return self.grads.mean(axis=(-2, -1)), self.grad_var.mean(axis=(-2, -1))
 
 
 class PPOTrainingResult(NamedTuple):

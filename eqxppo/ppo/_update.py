@@ -9,36 +9,25 @@ import jax.numpy as jnp
 import jax.random as jr
 import jax.tree_util as jtu
 import optax
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Bool, Float, Int
 
 from ..configspaces import PPOConfig, PPOHyperparams
 from ..envs import AbstractEnvironment, update_normalizer
 from ..networks import AbstractActorCritic
-from ._flat import flatten_network
+from ._flat import flatten_network, flatten_opt_state
 from ._gae import compute_gae
-from ._loss import ppo_loss
+from ._loss import Batch, ppo_loss
 from ._optimizer import global_norm, make_optimizer
 from ._rollout import collect_rollout, maybe_normalize
 from ._shuffle import epoch_permutations
 from ._state import PPOMetrics, PPORunnerState, PPOTrainState, Transition
 
 
-class Batch(eqx.Module):
-    """Training samples, flattened to one axis (`batch`) or split into minibatches."""
-
-    obs: Array
-    action: Array
-    log_prob: Array
-    value: Array
-    advantages: Array
-    targets: Array
-
-
 class FlatTrainState(eqx.Module):
     """The train state inside the update epochs: parameters and Adam moments as vectors.
 
-    `update_step` flattens the network once per update and rebuilds it afterwards
-    (`flatten_network`); see `ppo/_flat.py` for what this buys.
+    `update_step` flattens the network and its optimizer state once per update and
+    rebuilds both afterwards (`ppo/_flat.py`).
     """
 
     params: Float[Array, " n_params"]
@@ -46,32 +35,32 @@ class FlatTrainState(eqx.Module):
     step: Int[Array, ""]
 
 
+class StepStats(eqx.Module):
+    """What one minibatch step reports: the losses and the gradient's norm and variance."""
+
+    loss: tuple[Array, tuple[Array, Array, Array]]
+    grad_norm: Float[Array, "*steps"]
+    grad_var: Float[Array, "*steps"]
+
+
 def update_minibatch(
     state: FlatTrainState,
     unflatten: Callable[[Array], AbstractActorCritic],
     minibatch: Batch,
     hparams: PPOHyperparams,
+    *,
     normalize_advantage: bool,
-) -> tuple[FlatTrainState, tuple[tuple[Array, tuple[Array, Array, Array]], Array]]:
-    """One gradient step on one minibatch; returns the losses and the gradient norm."""
+) -> tuple[FlatTrainState, StepStats]:
+    """One gradient step on one minibatch."""
 
     def loss(params: Array) -> tuple[Array, tuple[Array, Array, Array]]:
-        return ppo_loss(
-            unflatten(params),
-            minibatch.obs,
-            minibatch.action,
-            minibatch.log_prob,
-            minibatch.value,
-            minibatch.advantages,
-            minibatch.targets,
-            hparams,
-            normalize_advantage,
-        )
+        network = unflatten(params)
+        return ppo_loss(network, minibatch, hparams, normalize_advantage=normalize_advantage)
 
     (total, aux), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
     updates, opt_state = make_optimizer(hparams).update(grads, state.opt_state, state.params)
     state = FlatTrainState(state.params + cast(Array, updates), opt_state, state.step + 1)
-    return state, ((total, aux), global_norm(grads))
+    return state, StepStats((total, aux), global_norm(grads), jnp.var(grads))
 
 
 def update_epoch(
@@ -80,9 +69,10 @@ def update_epoch(
     batch: Batch,
     permutation: Int[Array, " n_used"],
     hparams: PPOHyperparams,
+    *,
     minibatch_size: int,
     normalize_advantage: bool,
-) -> tuple[FlatTrainState, tuple[tuple[Array, tuple[Array, Array, Array]], Array]]:
+) -> tuple[FlatTrainState, StepStats]:
     """One epoch: take the batch in `permutation`'s order, step on each minibatch in turn.
 
     `permutation` holds `n_minibatches * minibatch_size` distinct sample indices
@@ -94,7 +84,9 @@ def update_epoch(
         lambda x: x[permutation].reshape(n_minibatches, minibatch_size, *x.shape[1:]), batch
     )
     return jax.lax.scan(
-        lambda st, mb: update_minibatch(st, unflatten, mb, hparams, normalize_advantage),
+        lambda st, mb: update_minibatch(
+            st, unflatten, mb, hparams, normalize_advantage=normalize_advantage
+        ),
         state,
         minibatches,
     )
@@ -104,10 +96,16 @@ def _flatten(x: Array) -> Array:
     return x.reshape(-1, *x.shape[2:])
 
 
+def _all_finite(tree) -> Bool[Array, ""]:
+    leaves = jtu.tree_leaves(eqx.filter(tree, eqx.is_inexact_array))
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
 def update_step(
     runner_state: PPORunnerState,
     env: AbstractEnvironment,
     config: PPOConfig,
+    *,
     track_metrics: bool,
     track_trajectories: bool,
 ) -> tuple[PPORunnerState, tuple[PPOMetrics | None, Transition | None]]:
@@ -116,6 +114,11 @@ def update_step(
     Rollout with the current policy; values of the visited and of the reached
     observations in one critic pass; GAE; observation statistics updated (when
     `normalize_observations`); `update_epochs` epochs of minibatch steps.
+
+    Divergence guard: if any loss or any new parameter is not finite, the update is
+    thrown away (network and optimizer state stay as they were) and
+    `runner_state.diverged` is set. A diverged state keeps its last finite network and
+    never trains again; the flag is per run, so each member of a population has its own.
     """
     rng, rollout_key, epochs_key = jr.split(runner_state.rng, 3)
     train_state, hparams = runner_state.train_state, runner_state.hparams
@@ -124,7 +127,7 @@ def update_step(
 
     (env_state, obs), rollout = collect_rollout(
         network, normalizer, env, runner_state.env_state, runner_state.obs,
-        rollout_key, config.n_steps, norm_obs,
+        rollout_key, config.n_steps, normalize_observations=norm_obs,
     )  # fmt: skip
 
     # V(s_t) and V(s_{t+1} before reset) in one batched pass; both under the statistics
@@ -153,16 +156,27 @@ def update_step(
         config.n_minibatches(env.n_envs) * minibatch_size,
     )  # fmt: skip
     flat_params, unflatten = flatten_network(train_state.network)
-    state = FlatTrainState(flat_params, train_state.opt_state, train_state.step)
-    state, (loss, grad_norm) = jax.lax.scan(
+    flat_opt_state, unflatten_opt_state = flatten_opt_state(train_state.opt_state, network)
+    state = FlatTrainState(flat_params, flat_opt_state, train_state.step)
+    state, stats = jax.lax.scan(
         lambda st, permutation: update_epoch(
-            st, unflatten, batch, permutation, hparams, minibatch_size,
-            config.normalize_advantage,
+            st, unflatten, batch, permutation, hparams, minibatch_size=minibatch_size,
+            normalize_advantage=config.normalize_advantage,
         ),
         state,
         permutations,
     )  # fmt: skip
-    train_state = PPOTrainState(unflatten(state.params), state.opt_state, state.step)
+
+    finite = _all_finite(stats.loss) & _all_finite(state.params)
+    keep = finite & ~runner_state.diverged
+    new_train_state = PPOTrainState(
+        unflatten(state.params), unflatten_opt_state(state.opt_state), state.step
+    )
+    train_state = jtu.tree_map(
+        lambda new, old: jnp.where(keep, new, old) if eqx.is_array(new) else new,
+        new_train_state,
+        train_state,
+    )
 
     runner_state = PPORunnerState(
         rng=rng,
@@ -172,8 +186,11 @@ def update_step(
         obs=obs,
         global_step=runner_state.global_step + config.batch_size(env.n_envs),
         hparams=hparams,
+        diverged=runner_state.diverged | ~finite,
     )
-    metrics = PPOMetrics(loss, grad_norm, advantages) if track_metrics else None
+    metrics = None
+    if track_metrics:
+        metrics = PPOMetrics(stats.loss, stats.grad_norm, advantages, stats.grad_var)
     trajectories = None
     if track_trajectories:
         trajectories = Transition(

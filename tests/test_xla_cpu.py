@@ -1,0 +1,147 @@
+"""The CPU kernels (`eqxppo._xla_cpu`) against the plain forms they replace.
+
+Each test computes the same thing with `EQXPPO_KERNELS=cpu` and `=plain` (the choice is
+read when a function is traced, here on every eager call) and compares values and
+reverse-mode gradients.
+"""
+
+import contextlib
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+
+from eqxppo import _xla_cpu
+from eqxppo.configspaces import NetworkConfig
+from eqxppo.envs import ActionSpec
+from eqxppo.networks import Categorical, CNNActorCritic, make_network
+from eqxppo.ppo import permutation
+
+
+# JAX APIs whose behaviour moves between releases: run on every line of the matrix.
+pytestmark = pytest.mark.compat
+
+
+DISCRETE = ActionSpec(discrete=True, action_dim=3)
+CONTINUOUS = ActionSpec(discrete=False, action_dim=2, low=(-1.0, -1.0), high=(1.0, 1.0))
+
+
+@pytest.fixture
+def kernels(monkeypatch):
+    @contextlib.contextmanager
+    def use(choice: str):
+        monkeypatch.setenv(_xla_cpu.KERNELS_ENV_VAR, choice)
+        assert _xla_cpu.enabled() == (choice == "cpu")
+        yield
+
+    return use
+
+
+def _head(dist):
+    """The policy head's output behind a distribution: logits or the Gaussian's mean."""
+    return dist.logits if isinstance(dist, Categorical) else dist.mean
+
+
+def _assert_trees_close(a, b, **tol):
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(leaves_a) == len(leaves_b) > 0
+    for x, y in zip(leaves_a, leaves_b):
+        assert np.shape(x) == np.shape(y)
+        np.testing.assert_allclose(x, y, **tol)
+
+
+def test_kernel_choice_follows_the_variable_and_the_backend(kernels, monkeypatch):
+    monkeypatch.delenv(_xla_cpu.KERNELS_ENV_VAR, raising=False)
+    assert _xla_cpu.enabled() == (jax.default_backend() == "cpu")
+    monkeypatch.setenv(_xla_cpu.KERNELS_ENV_VAR, "fast")
+    with pytest.raises(ValueError, match="EQXPPO_KERNELS='fast'"):
+        _xla_cpu.enabled()
+
+
+@pytest.mark.parametrize("obs_dim", [1, 3, 4, 6])
+@pytest.mark.parametrize("action", [DISCRETE, CONTINUOUS], ids=["discrete", "continuous"])
+def test_mlp_per_observation_forms_agree_with_their_gradients(kernels, getkey, obs_dim, action):
+    net = make_network(NetworkConfig("tanh", 16), (obs_dim,), action, key=getkey())
+    obs = jr.normal(getkey(), (9, obs_dim))
+
+    def loss(n):
+        dist, value = jax.vmap(n)(obs)
+        return jnp.sum(value**2) + jnp.sum(jnp.sin(_head(dist)))
+
+    results = {}
+    for choice in ("cpu", "plain"):
+        with kernels(choice):
+            dist, value = jax.vmap(net)(obs)
+            results[choice] = (_head(dist), value, eqx.filter_grad(loss)(net))
+    np.testing.assert_allclose(_head(jax.vmap(net.policy)(obs)), results["plain"][0])
+    _assert_trees_close(results["cpu"], results["plain"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("obs_dim", [1, 3, 4, 6])
+@pytest.mark.parametrize("action", [DISCRETE, CONTINUOUS], ids=["discrete", "continuous"])
+def test_mlp_forward_batch_forms_agree_with_their_gradients(kernels, getkey, obs_dim, action):
+    # The CPU `forward_batch` has a hand-written backward (`batched_linear`); values and
+    # every parameter's gradient must be those of the network under `vmap`.
+    net = make_network(NetworkConfig("tanh", 16), (obs_dim,), action, key=getkey())
+    obs = jr.normal(getkey(), (11, obs_dim))
+    weights = jr.normal(getkey(), (11,))
+
+    def loss(n):
+        dist, value = n.forward_batch(obs)
+        log_std = 0.0 if n.log_std is None else jnp.sum(weights[:, None] * jnp.exp(dist.log_std))
+        return jnp.sum(weights * value**2) + jnp.sum(jnp.sin(_head(dist))) + log_std
+
+    results = {}
+    for choice in ("cpu", "plain"):
+        with kernels(choice):
+            dist, value = net.forward_batch(obs)
+            results[choice] = (_head(dist), value, eqx.filter_grad(loss)(net))
+    grads = jax.tree.leaves(results["plain"][2])
+    assert len(grads) == 12 + (action is CONTINUOUS)
+    assert all(np.any(np.asarray(g) != 0) for g in grads)
+    _assert_trees_close(results["cpu"], results["plain"], rtol=1e-5, atol=1e-6)
+
+
+def test_batched_linear_gradients_under_vmap(getkey):
+    # Populations `vmap` the whole update, so the hand-written backward runs batched.
+    x = jr.normal(getkey(), (5, 7, 6))
+    w = jr.normal(getkey(), (5, 4, 6))
+    b = jr.normal(getkey(), (5, 4))
+
+    def loss(f, x, w, b):
+        return jnp.sum(jnp.tanh(f(x, w, b)) ** 2)
+
+    def reference(x, w, b):
+        return jax.vmap(lambda xi: w @ xi + b)(x)
+
+    grad = lambda f: jax.vmap(jax.grad(lambda *a: loss(f, *a), argnums=(0, 1, 2)))(x, w, b)
+    _assert_trees_close(grad(_xla_cpu.batched_linear), grad(reference), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("obs_shape", [(10, 10, 4), (37, 41, 3), (84, 84, 4)])
+def test_cnn_trunk_forms_agree_with_their_gradients(kernels, getkey, obs_shape):
+    # The CPU trunk runs each convolution as image patches times the kernel.
+    net = make_network(
+        NetworkConfig("relu", 32, cnn_policy=True), obs_shape, DISCRETE, key=getkey()
+    )
+    assert isinstance(net, CNNActorCritic)
+    obs = jr.uniform(getkey(), (2, *obs_shape))
+    loss = lambda n: jnp.sum(jax.vmap(n.features)(obs) ** 2)
+    results = {}
+    for choice in ("cpu", "plain"):
+        with kernels(choice):
+            grads = eqx.filter_grad(loss)(net)
+            results[choice] = (jax.vmap(net.features)(obs), grads.convs)
+    _assert_trees_close(results["cpu"], results["plain"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("choice", ["cpu", "plain"])
+def test_both_permutations_hold_every_index_once(kernels, choice):
+    with kernels(choice):
+        for n in (1, 2, 7, 1024, 5000):
+            order = np.asarray(permutation(jr.key(n), n))
+            assert order.dtype == np.int32
+            np.testing.assert_array_equal(np.sort(order), np.arange(n))
