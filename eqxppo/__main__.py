@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from ._cli import UserError, evaluate_command, sweep_command, train_command
+from .envs import SUPPORTED_FRAMEWORKS
 
 
 def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
@@ -21,12 +22,13 @@ def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="eqxppo", description="PPO on Equinox and gymnax.")
+    parser = argparse.ArgumentParser(prog="eqxppo", description="PPO on Equinox.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train PPO on one environment (or resume a run)")
-    train.add_argument("--env", default=None, help="gymnax id (default CartPole-v1)")
-    train.add_argument("--framework", default=None, help="default gymnax")
+    train.add_argument("--env", default=None, help="the framework's id (default CartPole-v1)")
+    train.add_argument("--framework", default=None, choices=SUPPORTED_FRAMEWORKS,
+                       help="default gymnax; the others need their extra")  # fmt: skip
     train.add_argument("--timesteps", type=int, default=None, help="default 200000")
     train.add_argument("--seed", type=int, default=None, help="default 0")
     train.add_argument("--n-envs", type=int, default=None, help="default 8")
@@ -51,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="sample configurations and train them as a population")
     sweep.add_argument("--env", default="CartPole-v1")
-    sweep.add_argument("--framework", default="gymnax")
+    sweep.add_argument("--framework", default="gymnax", choices=SUPPORTED_FRAMEWORKS,
+                       help="a JAX-native one: gymnax, xland or brax")  # fmt: skip
     sweep.add_argument("--n-configs", type=int, required=True)
     sweep.add_argument("--seeds", type=int, default=1, help="seeds per configuration")
     sweep.add_argument("--timesteps", type=int, default=100_000, help="per member")

@@ -189,3 +189,14 @@ def test_an_internal_error_keeps_its_traceback_and_is_not_status_2(tmp_path):
                           cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "internal shape mismatch" in proc.stderr
+
+
+def test_train_on_another_framework(tmp_path, capsys):
+    pytest.importorskip("xminigrid", reason="xminigrid not installed: pip install 'eqxppo[xland]'")
+    out = tmp_path / "xland"
+    assert main(["train", "--framework", "xland", "--env", "MiniGrid-Empty-5x5",
+                 "--timesteps", "512", "--n-envs", "4", "--chunks", "1", "--eval-episodes", "2",
+                 *SMALL, "--out", str(out)]) == 0  # fmt: skip
+    agent, state = eqxppo.load(out / "checkpoint.eqx")
+    assert agent.env.make_env_args()["env_framework"] == "xland"
+    assert "MiniGrid-Empty-5x5: final eval return" in capsys.readouterr().out

@@ -70,3 +70,28 @@ def test_advantage_normalisation(getkey):
     adv = jnp.array([1.0, 2.0, 3.0, 4.0])
     _, (_, a_loss, _) = _loss(net, obs, action, log_prob, value, adv, value, hp, True)
     np.testing.assert_allclose(a_loss, 0.0, atol=1e-6)  # normalised advantages have mean 0
+
+
+def test_weighted_batch_equals_the_batch_of_its_weight_one_samples(getkey):
+    # Samples of weight 0 (envpool's reset steps) must not count anywhere in the loss.
+    net, hp, obs, action, log_prob, value = _setup(getkey, ent_coef=0.1)
+    adv = jnp.array([1.0, -2.0, 0.5, 3.0])
+    targets = value + jnp.array([1.0, 0.5, -1.0, 2.0])
+    keep = np.array([0, 2, 3])
+    weight = jnp.array([1.0, 0.0, 1.0, 1.0])
+    for normalize in (False, True):
+        weighted = ppo_loss(
+            net,
+            Batch(obs, action, log_prob - 0.1, value, adv, targets, weight),
+            hp,
+            normalize_advantage=normalize,
+        )
+        subset = ppo_loss(
+            net,
+            Batch(obs[keep], action[keep], log_prob[keep] - 0.1, value[keep], adv[keep],
+                  targets[keep]),
+            hp,
+            normalize_advantage=normalize,
+        )  # fmt: skip
+        for a, b in zip(jax.tree.leaves(weighted), jax.tree.leaves(subset)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -54,7 +54,10 @@ def _new_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOState, P
     settings = {k: DEFAULTS[k] if getattr(args, k) is None else getattr(args, k) for k in DEFAULTS}
     hpo, nas = _hyperparameters(args)
     with user_input():
-        env = make_env(settings["framework"], settings["env"], n_envs=settings["n_envs"])
+        env = make_env(
+            settings["framework"], settings["env"], n_envs=settings["n_envs"],
+            seed=settings["seed"],
+        )  # fmt: skip
         agent = PPO(hpo, env, nas_config=nas, track_metrics=True)
     require_positive(settings, ("timesteps", "chunks", "eval_episodes"))
     settings["chunk_timesteps"] = math.ceil(settings["timesteps"] / settings["chunks"])

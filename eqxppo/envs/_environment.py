@@ -1,9 +1,11 @@
 """The environment contract every PPO environment fulfils (gymnax >= 1.0 semantics)."""
 
 import abc
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree, Real
 
 
@@ -32,12 +34,24 @@ class EnvStep(eqx.Module):
     truncated: Bool[Array, " n_envs"]
     final_obs: Float[Array, "n_envs *obs_shape"]
     info: dict[str, Any]
+    # False where the step only reset its environment (envpool resets on the step after
+    # an episode ends, ignoring the action): such transitions do not train the agent.
+    # `None`: every step is a real one.
+    valid: Bool[Array, " n_envs"] | None = None
 
 
 class AbstractEnvironment(eqx.Module):
-    """A batch of `n_envs` auto-resetting environments with float32 observations."""
+    """A batch of `n_envs` auto-resetting environments with float32 observations.
+
+    `vmappable`: whether the environment may run under `vmap` (a population); false for
+    environments whose state lives outside JAX. `restorable`: whether `env_state` holds
+    the whole environment, so a checkpoint resumes it exactly; where false, loading a
+    checkpoint resets fresh environments.
+    """
 
     n_envs: eqx.AbstractVar[int]
+    vmappable: ClassVar[bool] = True
+    restorable: ClassVar[bool] = True
 
     @abc.abstractmethod
     def reset(self, key: PRNGKeyArray) -> tuple[PyTree, Float[Array, "n_envs *obs_shape"]]:
@@ -71,3 +85,16 @@ class AbstractEnvironment(eqx.Module):
     @abc.abstractmethod
     def make_env_args(self) -> dict[str, Any]:
         """The `make_env` arguments that rebuild this environment (JSON-able, for checkpoints)."""
+
+
+def where_done(done: Bool[Array, " n_envs"], reset: PyTree, stepped: PyTree) -> PyTree:
+    """Per environment, the `reset` state where `done` else the `stepped` one.
+
+    Both trees have a leading `n_envs` axis on every leaf: what an adapter that resets
+    finished episodes itself (with fresh keys) keeps as the next state.
+    """
+
+    def pick(a: Array, b: Array) -> Array:
+        return jnp.where(done.reshape(-1, *([1] * (a.ndim - 1))), a, b)
+
+    return jax.tree.map(pick, reset, stepped)

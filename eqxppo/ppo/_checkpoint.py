@@ -14,12 +14,19 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.random as jr
+from jaxtyping import Array, PRNGKeyArray
 
 from ..configspaces import PPOConfig, PPOHyperparams, hpo_config_to_dict
+from ..envs import AbstractEnvironment
 from ._checkpoint_file import CheckpointError, open_checkpoint, read_state, write_checkpoint
 from ._ppo import PPO
 from ._spec import AgentSpec
 from ._state import PPOState
+
+
+@eqx.filter_jit
+def _reset(env: AbstractEnvironment, key: PRNGKeyArray) -> tuple[Any, Array]:
+    return env.reset(key)
 
 
 def _agent_metadata(agent: PPO, hparams: PPOHyperparams) -> dict[str, Any]:
@@ -105,4 +112,10 @@ def load(path: str | os.PathLike, agent: PPO | None = None) -> tuple[PPO, PPOSta
         _check_compatible(path, meta, agent)
     like = eqx.filter_eval_shape(agent.init, jr.key(0)).runner_state
     runner_state = read_state(checkpoint, like)
+    if not agent.env.restorable:
+        # The file holds everything but the environments (their state lives outside JAX):
+        # fresh ones, reset with a key folded from the run's, so the run's own key and
+        # everything else continue exactly.
+        env_state, obs = _reset(agent.env, jr.fold_in(runner_state.rng, 2))
+        runner_state = runner_state._replace(env_state=env_state, obs=obs)
     return agent, PPOState(runner_state=runner_state, buffer_state=None)

@@ -89,6 +89,14 @@ class Population:
         self.seeds = tuple(int(s) for s in seeds)
         if not self.seeds or not len(hpo_configs):
             raise ValueError("A population needs at least one configuration and one seed.")
+        for what, e in (("env", env), ("eval_env", eval_env)):
+            if e is not None and not e.vmappable:
+                raise ValueError(
+                    f"A population trains its members under `vmap`, which {what} "
+                    f"({type(e).__name__}: its state lives outside JAX) cannot run; train "
+                    "its configurations one by one with `PPO`, or use a JAX-native "
+                    "framework (gymnax, xland, brax)."
+                )
         self.spec = AgentSpec.create(
             env,
             eval_env=eval_env,

@@ -149,6 +149,7 @@ def update_step(
         value=_flatten(value),
         advantages=_flatten(advantages),
         targets=_flatten(targets),
+        weight=None if rollout.step.valid is None else _flatten(rollout.step.valid) * 1.0,
     )
     minibatch_size = config.effective_minibatch_size(env.n_envs)
     permutations = epoch_permutations(
