@@ -8,6 +8,11 @@ nox -s slow                 # learning runs (minutes)
 nox -s lint typecheck       # ruff; pyright on eqxppo/ and examples/typed_usage.py
 """
 
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
 import nox
 
 
@@ -35,6 +40,22 @@ LINES = [
 # initialisation, sharding, custom derivatives, serialisation, compile counts).
 FULL_LINES = {("3.11", "0.7.2"), ("3.11", "0.10.2"), ("3.13", "0.11.2")}
 IDS = [f"py{python}-jax{jax}" for python, jax in LINES]
+
+
+def _findable(python: str) -> bool:
+    exe = shutil.which(f"python{python}")
+    return (
+        exe is not None and subprocess.run([exe, "--version"], capture_output=True).returncode == 0
+    )
+
+
+# pyenv's shims answer `python3.12` only for the versions pyenv has activated; put the
+# installed builds the matrix needs on PATH (uv and virtualenv look for them there).
+for _python in sorted({python for python, _ in LINES}):
+    if not _findable(_python):
+        _root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+        for _bin in sorted(_root.glob(f"{_python}.*/bin"), reverse=True)[:1]:
+            os.environ["PATH"] = f"{_bin}{os.pathsep}{os.environ['PATH']}"
 LATEST = ("3.11", "0.10.2")
 # The line that installs the environment extras (`eqxppo[envs]`) and runs their tests;
 # elsewhere those tests skip, naming the missing extra. xminigrid, brax and envpool

@@ -37,7 +37,7 @@ TASKS = {
     "BattleZone-v5": ("envpool", "BattleZone-v5", 8, True,
                       {"activation": "relu", "hidden_size": 512},
                       {"episodic_life": True, "reward_clip": True},
-                      {"episodic_life": False, "reward_clip": False}, 20_000, 10_000_000),
+                      {"episodic_life": False, "reward_clip": False}, 4_096, 10_000_000),
     "halfcheetah": ("brax", "halfcheetah", 64, False, {"activation": "relu"},
                     {"backend": "mjx"}, {"backend": "mjx"}, 32_768, 50_000_000),
     "MiniGrid-EmptyRandom-5x5": ("xland", "MiniGrid-EmptyRandom-5x5", 8, False, {}, {}, {},
@@ -46,6 +46,9 @@ TASKS = {
                            5_000_000),
 }  # fmt: skip
 ARLBENCH_BUDGET = {name: task[-1] for name, task in TASKS.items()}
+# On a CPU an untrained Atari agent's evaluation episodes (up to 27,000 steps of the CNN
+# each) cost more than the training; `--full-eval` lifts this cap.
+CPU_EVAL_CAP = {"BattleZone-v5": {"max_episode_steps": 1_000}}
 
 _compile_s: list[float] = []
 
@@ -59,9 +62,13 @@ def _on_event(event: str, duration: float, **kwargs) -> None:
 jax.monitoring.register_event_duration_secs_listener(_on_event)
 
 
-def run(name: str, timesteps: int | None, n_envs: int | None, seed: int, n_eval: int) -> dict:
+def run(
+    name: str, timesteps: int | None, n_envs: int | None, seed: int, n_eval: int, full_eval: bool
+) -> dict:
     framework, env_name, default_envs, cnn, nas, train_kw, eval_kw, budget, _ = TASKS[name]
     n_envs = n_envs or default_envs
+    if not full_eval:
+        eval_kw = {**eval_kw, **CPU_EVAL_CAP.get(name, {})}
     env = make_env(framework, env_name, cnn, n_envs, seed, train_kw)
     eval_env = make_env(framework, env_name, cnn, n_envs, seed + 1, eval_kw)
     agent = PPO(INCUMBENT, env, eval_env=eval_env, cnn_policy=cnn, nas_config=nas)
@@ -82,7 +89,7 @@ def run(name: str, timesteps: int | None, n_envs: int | None, seed: int, n_eval:
         "steps_per_s": round(steps / max(wall - compile_s, 1e-9)),
         "eval_curve": [round(float(x), 3) for x in rewards.mean(-1)],
         "final_return": round(float(rewards[-1].mean()), 3),
-        "diverged": bool(state.runner_state.diverged), "seed": seed,
+        "diverged": bool(state.runner_state.diverged), "seed": seed, "eval_kwargs": eval_kw,
         "jax": jax.__version__, "eqxppo": version("eqxppo"), "machine": platform.processor()
         or platform.machine(), "cpus": jax.device_count(),
     }  # fmt: skip
@@ -96,9 +103,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-episodes", type=int, default=8)
     parser.add_argument("--out", default=None, help="append the JSON lines to this file")
+    parser.add_argument("--full-eval", action="store_true", help="no cap on eval episodes")
     args = parser.parse_args()
     for name in args.only or list(TASKS):
-        row = run(name, args.timesteps, args.n_envs, args.seed, args.eval_episodes)
+        row = run(name, args.timesteps, args.n_envs, args.seed, args.eval_episodes, args.full_eval)
         line = json.dumps(row)
         print(line, flush=True)
         if args.out:

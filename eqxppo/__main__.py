@@ -7,8 +7,10 @@ directory, unreadable checkpoint, flags that conflict with a resumed run) exit w
 
 import argparse
 import sys
+from typing import Any
 
 from ._cli import UserError, evaluate_command, sweep_command, train_command
+from ._cli._common import parse_value
 from .envs import SUPPORTED_FRAMEWORKS
 
 
@@ -19,6 +21,13 @@ def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                         help="hyperparameter override, e.g. --set learning_rate=1e-3 "
                              "(repeatable; after --config)")  # fmt: skip
+
+
+def _env_kwarg(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, parse_value(value)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--timesteps", type=int, default=None, help="default 200000")
     train.add_argument("--seed", type=int, default=None, help="default 0")
     train.add_argument("--n-envs", type=int, default=None, help="default 8")
+    train.add_argument("--cnn-policy", action="store_true", default=None,
+                       help="NatureCNN on image observations (default: MLP)")  # fmt: skip
+    train.add_argument("--env-kwarg", dest="env_kwargs", action="append", type=_env_kwarg,
+                       default=None, metavar="KEY=VALUE",
+                       help="an argument of the environment's constructor, e.g. "
+                            "--env-kwarg episodic_life=true (repeatable)")  # fmt: skip
     train.add_argument("--chunks", type=int, default=None,
                        help="evaluations, checkpoints, progress updates (default 10)")  # fmt: skip
     train.add_argument("--eval-episodes", type=int, default=None, help="default 10")

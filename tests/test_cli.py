@@ -195,8 +195,11 @@ def test_train_on_another_framework(tmp_path, capsys):
     pytest.importorskip("xminigrid", reason="xminigrid not installed: pip install 'eqxppo[xland]'")
     out = tmp_path / "xland"
     assert main(["train", "--framework", "xland", "--env", "MiniGrid-Empty-5x5",
-                 "--timesteps", "512", "--n-envs", "4", "--chunks", "1", "--eval-episodes", "2",
-                 *SMALL, "--out", str(out)]) == 0  # fmt: skip
+                 "--env-kwarg", "max_steps=20", "--cnn-policy", "--timesteps", "512",
+                 "--n-envs", "4", "--chunks", "1", "--eval-episodes", "2", *SMALL,
+                 "--out", str(out)]) == 0  # fmt: skip
     agent, state = eqxppo.load(out / "checkpoint.eqx")
     assert agent.env.make_env_args()["env_framework"] == "xland"
+    assert agent.env.max_episode_steps == 20 and agent.cnn_policy
+    assert json.loads((out / "config.json").read_text())["env_kwargs"] == {"max_steps": 20}
     assert "MiniGrid-Empty-5x5: final eval return" in capsys.readouterr().out

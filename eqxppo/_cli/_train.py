@@ -38,9 +38,10 @@ from ._common import (
 # Flags that set up a new run; `--resume` takes them from the run's config.json and
 # accepts them only where they agree with it.
 NEW_RUN_FLAGS = ("env", "framework", "n_envs", "seed", "config", "set", "out", "chunks",
-                 "eval_episodes")  # fmt: skip
+                 "eval_episodes", "cnn_policy", "env_kwargs")  # fmt: skip
 DEFAULTS: dict[str, Any] = {"env": "CartPole-v1", "framework": "gymnax", "timesteps": 200_000,
-                            "seed": 0, "n_envs": 8, "chunks": 10, "eval_episodes": 10}  # fmt: skip
+                            "seed": 0, "n_envs": 8, "chunks": 10, "eval_episodes": 10,
+                            "cnn_policy": False, "env_kwargs": {}}  # fmt: skip
 
 
 def _hyperparameters(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -50,15 +51,22 @@ def _hyperparameters(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str
     return split_hpo_nas(values, "--config/--set")
 
 
+def _env_kwargs_as_dict(args: argparse.Namespace) -> None:
+    """`--env-kwarg` pairs as the mapping `config.json` records."""
+    if args.env_kwargs is not None:
+        args.env_kwargs = dict(args.env_kwargs)
+
+
 def _new_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOState, Path | None]:
     settings = {k: DEFAULTS[k] if getattr(args, k) is None else getattr(args, k) for k in DEFAULTS}
     hpo, nas = _hyperparameters(args)
     with user_input():
         env = make_env(
-            settings["framework"], settings["env"], n_envs=settings["n_envs"],
-            seed=settings["seed"],
+            settings["framework"], settings["env"], settings["cnn_policy"], settings["n_envs"],
+            settings["seed"], settings["env_kwargs"],
         )  # fmt: skip
-        agent = PPO(hpo, env, nas_config=nas, track_metrics=True)
+        agent = PPO(hpo, env, cnn_policy=settings["cnn_policy"], nas_config=nas,
+                    track_metrics=True)  # fmt: skip
     require_positive(settings, ("timesteps", "chunks", "eval_episodes"))
     settings["chunk_timesteps"] = math.ceil(settings["timesteps"] / settings["chunks"])
     settings["hpo"] = hpo_config_to_dict(agent.config, agent.hparams)
@@ -168,6 +176,7 @@ def _finish(rows: list[dict[str, Any]], settings: dict[str, Any], out: Path | No
 
 def train_command(args: argparse.Namespace) -> int:
     """Train or resume a run; see the module docstring."""
+    _env_kwargs_as_dict(args)
     if args.resume:
         settings, agent, state, out = _resumed_run(args)
         rows = read_csv(out / "metrics.csv") if (out / "metrics.csv").exists() else []

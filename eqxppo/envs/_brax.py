@@ -38,10 +38,6 @@ class BraxEnv(AbstractEnvironment):
     episode_length: int = eqx.field(static=True)
     env_kwargs: tuple[tuple[str, Any], ...] = eqx.field(static=True, default=())
 
-    def __check_init__(self):
-        if self.n_envs < 1:
-            raise ValueError(f"`n_envs` must be >= 1, got {self.n_envs!r}.")
-
     def _reset(self, key: PRNGKeyArray) -> PyTree:
         return jax.vmap(self.env.reset)(jr.split(key, self.n_envs))
 

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree, Real
 
 
@@ -53,6 +54,10 @@ class AbstractEnvironment(eqx.Module):
     vmappable: ClassVar[bool] = True
     restorable: ClassVar[bool] = True
 
+    def __check_init__(self):
+        if self.n_envs < 1:
+            raise ValueError(f"`n_envs` must be >= 1, got {self.n_envs!r}.")
+
     @abc.abstractmethod
     def reset(self, key: PRNGKeyArray) -> tuple[PyTree, Float[Array, "n_envs *obs_shape"]]:
         """Reset all environments; returns `(env_state, obs)`."""
@@ -98,3 +103,29 @@ def where_done(done: Bool[Array, " n_envs"], reset: PyTree, stepped: PyTree) -> 
         return jnp.where(done.reshape(-1, *([1] * (a.ndim - 1))), a, b)
 
     return jax.tree.map(pick, reset, stepped)
+
+
+def as_policy_obs(obs: Array, obs_shape: tuple[int, ...]) -> Float[Array, "n_envs *obs_shape"]:
+    """A framework's batch of observations as the policy sees them: float32, reshaped to
+    `(n_envs, *obs_shape)` (flattened, or the image as it is)."""
+    return obs.astype(jnp.float32).reshape(obs.shape[0], *obs_shape)
+
+
+def action_spec_of(space: Any, env_name: str) -> ActionSpec:
+    """The `ActionSpec` of a gymnax or gymnasium action space: discrete (`space.n`) or a
+    1-D box (`shape`, `low`, `high`); anything else raises `ValueError`."""
+    if hasattr(space, "n"):
+        return ActionSpec(discrete=True, action_dim=int(space.n))
+    shape = tuple(getattr(space, "shape", ()) or ())
+    if not hasattr(space, "low") or len(shape) != 1:
+        raise ValueError(
+            f"{env_name}: action space {space!r} is not supported (discrete and 1-D boxes are)."
+        )
+    low = np.broadcast_to(np.asarray(space.low, np.float32), shape)
+    high = np.broadcast_to(np.asarray(space.high, np.float32), shape)
+    return ActionSpec(
+        discrete=False,
+        action_dim=shape[0],
+        low=tuple(float(x) for x in low),
+        high=tuple(float(x) for x in high),
+    )

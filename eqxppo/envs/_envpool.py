@@ -24,7 +24,7 @@ import numpy as np
 from jax.experimental import io_callback
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Real
 
-from ._environment import AbstractEnvironment, ActionSpec, EnvStep
+from ._environment import AbstractEnvironment, ActionSpec, EnvStep, action_spec_of, as_policy_obs
 from ._extras import require
 
 
@@ -59,10 +59,6 @@ class EnvpoolEnv(AbstractEnvironment):
     vmappable = False
     restorable = False
 
-    def __check_init__(self):
-        if self.n_envs < 1:
-            raise ValueError(f"`n_envs` must be >= 1, got {self.n_envs!r}.")
-
     @property
     def _parts(self) -> tuple[Any, Any, Any]:
         return _pool(self.env_name, self.n_envs, self.seed, self.env_kwargs)
@@ -78,7 +74,7 @@ class EnvpoolEnv(AbstractEnvironment):
     def _process_obs(self, obs: Array) -> Float[Array, "n_envs *obs_shape"]:
         if self._pixels:  # (n, C, H, W) uint8 -> (n, H, W, C) in [0, 1]
             obs = jnp.transpose(obs, (0, 2, 3, 1)).astype(jnp.float32) / 255.0
-        return obs.astype(jnp.float32).reshape(obs.shape[0], *self.observation_shape)
+        return as_policy_obs(obs, self.observation_shape)
 
     def reset(self, key: PRNGKeyArray) -> tuple[PyTree, Float[Array, "n_envs *obs_shape"]]:
         del key  # envpool's randomness lives in C++, seeded by `seed`
@@ -126,17 +122,7 @@ class EnvpoolEnv(AbstractEnvironment):
 
     @property
     def action_spec(self) -> ActionSpec:
-        space = self._parts[0].action_space
-        if hasattr(space, "n"):
-            return ActionSpec(discrete=True, action_dim=int(space.n))
-        low = np.broadcast_to(np.asarray(space.low, np.float32), space.shape)
-        high = np.broadcast_to(np.asarray(space.high, np.float32), space.shape)
-        return ActionSpec(
-            discrete=False,
-            action_dim=int(space.shape[0]),
-            low=tuple(float(x) for x in low),
-            high=tuple(float(x) for x in high),
-        )
+        return action_spec_of(self._parts[0].action_space, self.env_name)
 
     @property
     def max_episode_steps(self) -> int:

@@ -21,7 +21,7 @@ import numpy as np
 from jax.experimental import io_callback
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Real
 
-from ._environment import AbstractEnvironment, ActionSpec, EnvStep
+from ._environment import AbstractEnvironment, ActionSpec, EnvStep, action_spec_of, as_policy_obs
 from ._extras import require
 
 
@@ -54,10 +54,6 @@ class GymnasiumEnv(AbstractEnvironment):
     vmappable = False
     restorable = False
 
-    def __check_init__(self):
-        if self.n_envs < 1:
-            raise ValueError(f"`n_envs` must be >= 1, got {self.n_envs!r}.")
-
     @property
     def _vec(self) -> Any:
         return _vector(self.env_name, self.n_envs, self.env_kwargs)
@@ -70,7 +66,7 @@ class GymnasiumEnv(AbstractEnvironment):
         return jax.ShapeDtypeStruct((self.n_envs, *self._raw_shape), jnp.float32)
 
     def _process_obs(self, obs: Array) -> Float[Array, "n_envs *obs_shape"]:
-        return obs.reshape(obs.shape[0], *self.observation_shape)
+        return as_policy_obs(obs, self.observation_shape)
 
     def reset(self, key: PRNGKeyArray) -> tuple[PyTree, Float[Array, "n_envs *obs_shape"]]:
         vec = self._vec
@@ -136,17 +132,7 @@ class GymnasiumEnv(AbstractEnvironment):
 
     @property
     def action_spec(self) -> ActionSpec:
-        space = self._vec.single_action_space
-        if hasattr(space, "n"):
-            return ActionSpec(discrete=True, action_dim=int(space.n))
-        low = np.broadcast_to(np.asarray(space.low, np.float32), space.shape)
-        high = np.broadcast_to(np.asarray(space.high, np.float32), space.shape)
-        return ActionSpec(
-            discrete=False,
-            action_dim=int(space.shape[0]),
-            low=tuple(float(x) for x in low),
-            high=tuple(float(x) for x in high),
-        )
+        return action_spec_of(self._vec.single_action_space, self.env_name)
 
     @property
     def max_episode_steps(self) -> int:

@@ -11,10 +11,9 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from gymnax.environments import spaces
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Real
 
-from ._environment import AbstractEnvironment, ActionSpec, EnvStep
+from ._environment import AbstractEnvironment, ActionSpec, EnvStep, action_spec_of, as_policy_obs
 
 
 def _gymnax_numpy():
@@ -45,13 +44,8 @@ class GymnaxEnv(AbstractEnvironment):
     # The arguments `gymnax.make` passed to the environment's constructor, as sorted pairs.
     constructor_kwargs: tuple[tuple[str, Any], ...] = eqx.field(static=True, default=())
 
-    def __check_init__(self):
-        if self.n_envs < 1:
-            raise ValueError(f"`n_envs` must be >= 1, got {self.n_envs!r}.")
-
     def _process_obs(self, obs: Array) -> Float[Array, "n_envs *obs_shape"]:
-        obs = obs.astype(jnp.float32)
-        return obs.reshape(obs.shape[0], *self.observation_shape)
+        return as_policy_obs(obs, self.observation_shape)
 
     def reset(self, key: PRNGKeyArray) -> tuple[PyTree, Float[Array, "n_envs *obs_shape"]]:
         keys = jr.split(key, self.n_envs)
@@ -89,26 +83,7 @@ class GymnaxEnv(AbstractEnvironment):
 
     @property
     def action_spec(self) -> ActionSpec:
-        space = self.env.action_space(self.params)
-        if isinstance(space, spaces.Discrete):
-            return ActionSpec(discrete=True, action_dim=int(space.n))
-        if isinstance(space, spaces.Box):
-            shape = tuple(space.shape)
-            if len(shape) != 1:
-                raise ValueError(
-                    f"{self.env_name}: only 1-D Box action spaces are supported, got {shape}."
-                )
-            low = np.broadcast_to(np.asarray(space.low, dtype=np.float32), shape)
-            high = np.broadcast_to(np.asarray(space.high, dtype=np.float32), shape)
-            return ActionSpec(
-                discrete=False,
-                action_dim=shape[0],
-                low=tuple(float(x) for x in low),
-                high=tuple(float(x) for x in high),
-            )
-        raise ValueError(
-            f"{self.env_name}: action space {space!r} is not supported (Discrete and 1-D Box are)."
-        )
+        return action_spec_of(self.env.action_space(self.params), self.env_name)
 
     @property
     def max_episode_steps(self) -> int:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Real
 
-from ._environment import AbstractEnvironment, ActionSpec, EnvStep, where_done
+from ._environment import AbstractEnvironment, ActionSpec, EnvStep, as_policy_obs, where_done
 from ._extras import require
 
 
@@ -35,13 +35,8 @@ class XLandEnv(AbstractEnvironment):
     image_obs: bool = eqx.field(static=True)
     env_kwargs: tuple[tuple[str, Any], ...] = eqx.field(static=True, default=())
 
-    def __check_init__(self):
-        if self.n_envs < 1:
-            raise ValueError(f"`n_envs` must be >= 1, got {self.n_envs!r}.")
-
     def _process_obs(self, obs: Array) -> Float[Array, "n_envs *obs_shape"]:
-        obs = obs.astype(jnp.float32)
-        return obs.reshape(obs.shape[0], *self.observation_shape)
+        return as_policy_obs(obs, self.observation_shape)
 
     def _reset(self, key: PRNGKeyArray) -> PyTree:
         keys = jr.split(key, self.n_envs)

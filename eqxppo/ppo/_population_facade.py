@@ -20,7 +20,6 @@ from jax.typing import ArrayLike
 from jaxtyping import PRNGKeyArray
 
 from ..configspaces import (
-    NetworkConfig,
     PPOConfig,
     PPOHyperparams,
     hpo_config_to_dict,
@@ -62,9 +61,9 @@ class Population:
     **Arguments:**
 
     - `hpo_configs`: one `Configuration` or mapping per configuration.
-    - `env`, `eval_env`, `cnn_policy`, `nas_config`, `deterministic_eval`,
-      `track_metrics`, `track_trajectories`: as for `PPO`, shared by all members (one
-      `AgentSpec`, `self.spec`).
+    - `env` and `spec_options` (`eval_env`, `cnn_policy`, `nas_config`,
+      `deterministic_eval`, `track_metrics`, `track_trajectories`): as for `PPO`, shared
+      by all members; they make one `AgentSpec` (`self.spec`).
     - `seeds`: the seeds every configuration runs with; member `(i, j)` starts from
       `jax.random.fold_in(key, seeds[j])`, so it matches a single `PPO` run started from
       that key, and members with the same seed share initial weights and environments.
@@ -76,20 +75,16 @@ class Population:
         hpo_configs: Sequence[Configuration | Mapping[str, Any]],
         env: AbstractEnvironment,
         seeds: Iterable[int] = (0,),
-        eval_env: AbstractEnvironment | None = None,
-        cnn_policy: bool = False,
-        nas_config: Configuration | Mapping[str, Any] | None = None,
-        deterministic_eval: bool = True,
-        track_metrics: bool = False,
-        track_trajectories: bool = False,
+        *,
         devices: Sequence[Any] | None = None,
+        **spec_options: Any,
     ) -> None:
         if isinstance(hpo_configs, Mapping):
             raise TypeError("hpo_configs must be a sequence of configurations, got one mapping.")
         self.seeds = tuple(int(s) for s in seeds)
         if not self.seeds or not len(hpo_configs):
             raise ValueError("A population needs at least one configuration and one seed.")
-        for what, e in (("env", env), ("eval_env", eval_env)):
+        for what, e in (("env", env), ("eval_env", spec_options.get("eval_env"))):
             if e is not None and not e.vmappable:
                 raise ValueError(
                     f"A population trains its members under `vmap`, which {what} "
@@ -97,15 +92,7 @@ class Population:
                     "its configurations one by one with `PPO`, or use a JAX-native "
                     "framework (gymnax, xland, brax)."
                 )
-        self.spec = AgentSpec.create(
-            env,
-            eval_env=eval_env,
-            cnn_policy=cnn_policy,
-            nas_config=nas_config,
-            deterministic_eval=deterministic_eval,
-            track_metrics=track_metrics,
-            track_trajectories=track_trajectories,
-        )
+        self.spec = AgentSpec.create(env, **spec_options)
         self.mesh = member_mesh(devices)
 
         parsed = [parse_hpo_config(c) for c in hpo_configs]
@@ -124,18 +111,6 @@ class Population:
         )
         order = np.concatenate([g.members for g in self.groups])
         self._inverse = None if np.all(order == np.arange(len(order))) else np.argsort(order)
-
-    @property
-    def env(self) -> AbstractEnvironment:
-        return self.spec.env
-
-    @property
-    def eval_env(self) -> AbstractEnvironment:
-        return self.spec.eval_env
-
-    @property
-    def network_config(self) -> NetworkConfig:
-        return self.spec.network_config
 
     @property
     def n_members(self) -> int:
