@@ -36,8 +36,9 @@ LINES = [
 # The CI run's split (it has 90 minutes for all of it): the whole suite on the oldest
 # line, the newest line and the newest Python 3.11 line (the one the installs of the
 # default Python meet first); on the lines between, the tests marked `compat`, those
-# that touch the JAX APIs whose behaviour moves between releases (vmap of the
-# initialisation, sharding, custom derivatives, serialisation, compile counts).
+# that touch the JAX APIs whose behaviour moves between releases most (`vmap` of the
+# initialisation and of training, sharding, compile counts: tests/test_train.py and
+# tests/test_population.py). The edges bracket everything else.
 FULL_LINES = {("3.11", "0.7.2"), ("3.11", "0.10.2"), ("3.13", "0.11.2")}
 IDS = [f"py{python}-jax{jax}" for python, jax in LINES]
 

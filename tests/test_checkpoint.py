@@ -17,10 +17,6 @@ from eqxppo import PPO, CheckpointError, make_env
 from eqxppo.ppo import _checkpoint_file
 
 
-# JAX APIs whose behaviour moves between releases: run on every line of the matrix.
-pytestmark = pytest.mark.compat
-
-
 HPO = {"n_steps": 16, "minibatch_size": 32, "update_epochs": 2, "normalize_observations": True,
        "learning_rate": 1e-3}  # fmt: skip
 NAS = {"hidden_size": 16}

@@ -21,10 +21,6 @@ from eqxppo.networks import Categorical, CNNActorCritic, make_network
 from eqxppo.ppo import permutation
 
 
-# JAX APIs whose behaviour moves between releases: run on every line of the matrix.
-pytestmark = pytest.mark.compat
-
-
 DISCRETE = ActionSpec(discrete=True, action_dim=3)
 CONTINUOUS = ActionSpec(discrete=False, action_dim=2, low=(-1.0, -1.0), high=(1.0, 1.0))
 
