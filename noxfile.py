@@ -62,6 +62,7 @@ LATEST = ("3.11", "0.10.2")
 # elsewhere those tests skip, naming the missing extra. xminigrid, brax and envpool
 # publish builds for this combination (envpool's for Python 3.11 stop at 1.2.5).
 ENV_LINES = {LATEST}
+ADAPTER_TESTS = "tests/test_env_adapters.py"
 
 
 def _install(session: nox.Session, jax: str, *groups: str) -> None:
@@ -79,6 +80,13 @@ def _pytest(session: nox.Session, *args: str) -> None:
 def tests(session: nox.Session, jax: str) -> None:
     """The default (non-slow) suite on one line: all of it, or the `compat` subset."""
     _install(session, jax, "tests")
+    if (session.python, jax) in ENV_LINES:
+        # The optional frameworks' tests in a process of their own: once, after envpool,
+        # brax and gymnasium had run, a later XLA compilation in the same process
+        # crashed (a segfault inside backend_compile, jax 0.10.2); apart, both pass.
+        _pytest(session, f"--ignore={ADAPTER_TESTS}")
+        _pytest(session, ADAPTER_TESTS)
+        return
     full = (session.python, jax) in FULL_LINES
     _pytest(session, *([] if full else ["-m", "compat and not slow"]))
 
