@@ -40,7 +40,9 @@ def _batches(env, key) -> Batch:
     shape = (N_STEPS, MINIBATCH)
     return Batch(
         obs=jr.normal(keys[0], (*shape, *env.observation_shape)),
-        action=jr.randint(keys[1], shape, 0, env.action_spec.action_dim),
+        action=jr.randint(keys[1], shape, 0, env.action_spec.action_dim)
+        if env.action_spec.discrete
+        else jr.normal(keys[1], (*shape, env.action_spec.action_dim)),
         log_prob=jnp.full(shape, -0.7),
         value=jr.normal(keys[2], shape),
         advantages=jr.normal(keys[3], shape),
