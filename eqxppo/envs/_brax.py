@@ -24,6 +24,8 @@ from ._extras import require
 
 # `brax.envs.create`'s own arguments, besides those of the environment's constructor.
 _WRAPPER_KWARGS = ("episode_length", "action_repeat")
+# `brax.envs.create`'s default time limit.
+_EPISODE_LENGTH = 1000
 
 
 class BraxEnv(AbstractEnvironment):
@@ -114,8 +116,10 @@ def make_brax_env(
     unknown = sorted(set(env_kwargs) - set(valid))
     if unknown:
         raise ValueError(f"Unknown env_kwargs {unknown} for brax {env_name}; valid: {valid}.")
-    episode_length = int(env_kwargs.get("episode_length", 1000))
-    env = brax_envs.create(env_name, auto_reset=False, **{"episode_length": 1000, **env_kwargs})
+    episode_length = int(env_kwargs.get("episode_length", _EPISODE_LENGTH))
+    env = brax_envs.create(
+        env_name, auto_reset=False, **{**env_kwargs, "episode_length": episode_length}
+    )
     return BraxEnv(
         env_name=env_name,
         env=env,
