@@ -56,7 +56,7 @@ def flat_steps(network, opt_state, batches, hparams):
     flat_opt, unflatten_opt = flatten_opt_state(opt_state, network)
     state = FlatTrainState(vector, flat_opt, jnp.zeros((), jnp.int32))
     state, _ = jax.lax.scan(
-        lambda st, mb: update_minibatch(st, unflatten, mb, hparams, normalize_advantage=True),
+        lambda st, mb: update_minibatch(st, unflatten, mb, hparams),
         state,
         batches,
     )
@@ -70,7 +70,7 @@ def tree_steps(network, opt_state, batches, hparams):
 
     def step(carry, mb):
         params, opt_state = carry
-        loss = lambda p: ppo_loss(eqx.combine(p, static), mb, hparams, normalize_advantage=True)
+        loss = lambda p: ppo_loss(eqx.combine(p, static), mb, hparams)
         grads = jax.grad(lambda p: loss(p)[0])(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), None

@@ -4,6 +4,9 @@ from . import configspaces as configspaces
 from . import envs as envs
 from . import networks as networks
 from . import ppo as ppo
+from ._compilation_cache import cache_stats as cache_stats
+from ._compilation_cache import disable_compilation_cache as disable_compilation_cache
+from ._compilation_cache import enable_compilation_cache as enable_compilation_cache
 from .configspaces import NetworkConfig as NetworkConfig
 from .configspaces import PPOConfig as PPOConfig
 from .configspaces import PPOHyperparams as PPOHyperparams

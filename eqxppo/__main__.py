@@ -11,6 +11,7 @@ from typing import Any
 
 from ._cli import UserError, evaluate_command, sweep_command, train_command
 from ._cli._common import parse_value
+from ._compilation_cache import default_dir, enable_compilation_cache
 from .envs import SUPPORTED_FRAMEWORKS
 
 
@@ -28,6 +29,15 @@ def _env_kwarg(text: str) -> tuple[str, Any]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key, parse_value(value)
+
+
+def _add_cache_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--compilation-cache", default=None, metavar="DIR",
+                       help="keep compiled programs here and load them in later runs "
+                            f"(default {default_dir()}, or $EQXPPO_COMPILATION_CACHE)")  # fmt: skip
+    group.add_argument("--no-compilation-cache", action="store_true",
+                       help="compile every program afresh")  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
                             "checkpoint.eqx here")  # fmt: skip
     train.add_argument("--resume", default=None, metavar="DIR",
                        help="continue the run in DIR (from `train --out DIR`)")  # fmt: skip
+    _add_cache_flags(train)
     train.set_defaults(func=train_command)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a run's checkpoint")
@@ -64,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--stochastic", action="store_true",
                           help="sample actions instead of the policy's mode")  # fmt: skip
     evaluate.add_argument("--seed", type=int, default=0)
+    _add_cache_flags(evaluate)
     evaluate.set_defaults(func=evaluate_command)
 
     sweep = sub.add_parser("sweep", help="sample configurations and train them as a population")
@@ -79,6 +91,15 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seed", type=int, default=0, help="sampling seed and first run seed")
     _add_hyperparameter_flags(sweep)
     sweep.add_argument("--out", required=True, metavar="DIR")
+    sweep.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="train the compiled groups as tasks on a local Dask cluster of "
+                            "N worker processes (needs eqxppo[dask])")  # fmt: skip
+    sweep.add_argument("--address", default=None, metavar="HOST:PORT",
+                       help="train the groups as tasks on the Dask cluster whose scheduler "
+                            "is at this address (needs eqxppo[dask])")  # fmt: skip
+    sweep.add_argument("--retries", type=int, default=2,
+                       help="retries of a failed task on the cluster (default 2)")  # fmt: skip
+    _add_cache_flags(sweep)
     sweep.set_defaults(func=sweep_command)
     return parser
 
@@ -86,6 +107,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m eqxppo` and the `eqxppo` script."""
     args = _parser().parse_args(argv)
+    if not args.no_compilation_cache:
+        # Every program, even a small one: a sweep's trials and a resumed run then
+        # start from what the earlier processes compiled.
+        enable_compilation_cache(args.compilation_cache, min_compile_seconds=0.0)
     try:
         return args.func(args)
     except UserError as error:  # the user's mistake: one line, no traceback

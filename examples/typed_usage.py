@@ -38,7 +38,7 @@ def free_functions() -> PPOTrainingResult:
     runner_state, result = train(
         runner_state, env, config, n_total_timesteps=5_000, n_eval_steps=1, n_eval_episodes=2
     )
-    actions = predict(runner_state, runner_state.obs, jax.random.key(1), env, config)
+    actions = predict(runner_state, runner_state.obs, jax.random.key(1), env)
     del actions
     return result
 

@@ -1,4 +1,6 @@
 import contextlib
+import os
+import tempfile
 from collections.abc import Iterator
 
 import equinox as eqx
@@ -9,6 +11,9 @@ import pytest
 
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# The command lines the tests start use the persistent compilation cache by default:
+# one private folder for the whole session, never the user's.
+os.environ.setdefault("EQXPPO_COMPILATION_CACHE", tempfile.mkdtemp(prefix="eqxppo-test-cache-"))
 
 _BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 _compiles: list[str] = []

@@ -77,9 +77,14 @@ def test_seeded_spaces_sample_reproducibly():
 
 def test_default_config_splits_into_static_and_traced_parts():
     config, hparams = parse_hpo_config(get_default_hpo_config())
-    assert config == PPOConfig(128, 64, 10, True, False)
+    assert config == PPOConfig(128, 64, 10)
     assert hparams.learning_rate.dtype == np.float32
     assert hparams.learning_rate.shape == ()
+    # The epochs and the two switches are traced too: int32 and bool leaves.
+    assert hparams.update_epochs.dtype == np.int32 and int(hparams.update_epochs) == 10
+    assert hparams.normalize_advantage.dtype == np.bool_ and bool(hparams.normalize_advantage)
+    assert not bool(hparams.normalize_observations)
+    assert hpo_config_to_dict(config, hparams) == pytest.approx(dict(get_default_hpo_config()))
     assert math.isclose(float(hparams.gamma), 0.99, rel_tol=1e-6)
     assert hpo_config_to_dict(config, hparams)["n_steps"] == 128
 

@@ -11,7 +11,8 @@ from eqxppo.ppo import Batch, ppo_loss
 
 def _loss(net, obs, action, log_prob, value, adv, targets, hp, normalize_advantage):
     batch = Batch(obs, action, log_prob, value, adv, targets)
-    return ppo_loss(net, batch, hp, normalize_advantage=normalize_advantage)
+    return ppo_loss(net, batch, eqx.tree_at(lambda h: h.normalize_advantage, hp,
+                                            jnp.asarray(normalize_advantage)))  # fmt: skip
 
 
 def _setup(getkey, **hpo):
@@ -83,15 +84,13 @@ def test_weighted_batch_equals_the_batch_of_its_weight_one_samples(getkey):
         weighted = ppo_loss(
             net,
             Batch(obs, action, log_prob - 0.1, value, adv, targets, weight),
-            hp,
-            normalize_advantage=normalize,
+            eqx.tree_at(lambda h: h.normalize_advantage, hp, jnp.asarray(normalize)),
         )
         subset = ppo_loss(
             net,
             Batch(obs[keep], action[keep], log_prob[keep] - 0.1, value[keep], adv[keep],
                   targets[keep]),
-            hp,
-            normalize_advantage=normalize,
+            eqx.tree_at(lambda h: h.normalize_advantage, hp, jnp.asarray(normalize)),
         )  # fmt: skip
         for a, b in zip(jax.tree.leaves(weighted), jax.tree.leaves(subset)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -248,3 +248,61 @@ def test_one_diverging_member_does_not_spoil_the_others():
     # The sane member trains exactly as it does beside another sane member.
     assert_bitwise_equal(runs["diverges"][1], runs["sane"][1])
     np.testing.assert_array_equal(runs["diverges"][2], runs["sane"][2])
+
+
+def test_members_with_fewer_epochs_share_a_program_and_match_their_single_runs(env):
+    # 1, 3 and 2 epochs in one program of 3 slots (a small budget makes merging pay).
+    configs = [{**SMALL, "update_epochs": e, "learning_rate": 3e-3} for e in (1, 3, 2)]
+    with count_compiles() as compiles:
+        pop = PPO.population(configs, env, seeds=(5,), nas_config=NAS, planned_timesteps=256)
+        trained, result = pop.train(pop.init(jr.key(0)), **BUDGET)
+    assert [g.members for g in pop.groups] == [(0, 1, 2)]
+    assert pop.groups[0].config.update_epochs == 3
+    assert sum("train_population" in n for n in compiles.names) == 1, compiles.names
+    for member, epochs in enumerate((1, 3, 2)):
+        agent = PPO(configs[member], env, nas_config=NAS, track_metrics=True)
+        assert agent.config.update_epochs == epochs  # alone: exactly its own slots
+        single, single_result = agent.train(*agent.init(jr.fold_in(jr.key(0), 5)), **BUDGET)
+        np.testing.assert_allclose(
+            _first_weight(pop.member(trained, member).runner_state),
+            _first_weight(single.runner_state),
+            rtol=1e-4,
+            atol=1e-6,
+        )
+        np.testing.assert_allclose(result.eval_rewards[member], single_result.eval_rewards)
+        assert pop.member_hpo_config(member, trained)["update_epochs"] == epochs
+    # Without a planned budget the three stay apart.
+    assert len(PPO.population(configs, env, nas_config=NAS).groups) == 3
+
+
+def test_skipped_epoch_slots_report_nan_and_grad_info_ignores_them(env):
+    configs = [{**SMALL, "update_epochs": e} for e in (1, 2)]
+    pop = PPO.population(configs, env, nas_config=NAS, planned_timesteps=256, track_metrics=True)
+    _, result = pop.train(pop.init(jr.key(0)), **BUDGET)
+    grads = np.asarray(result.metrics.grads)  # (member, chunk, update, slot, minibatch)
+    assert np.all(np.isfinite(grads[1])) and np.all(np.isfinite(grads[0][:, :, 0]))
+    assert np.all(np.isnan(grads[0][:, :, 1]))
+    norm, var = result.metrics.grad_info()
+    assert np.all(np.isfinite(norm)) and np.all(np.isfinite(var))
+    np.testing.assert_allclose(norm[0], grads[0][:, :, 0].mean(-1), rtol=1e-6)
+
+
+def test_normalisation_switches_are_traced_and_split_no_group(env):
+    configs = [
+        {**SMALL, "normalize_advantage": a, "normalize_observations": o}
+        for a in (True, False) for o in (True, False)
+    ]  # fmt: skip
+    pop = PPO.population(configs, env, nas_config=NAS)
+    assert len(pop.groups) == 1
+    trained, result = pop.train(pop.init(jr.key(0)), **BUDGET)
+    for member in (1, 2):  # (True, False) and (False, True)
+        agent = PPO(configs[member], env, nas_config=NAS)
+        single, _ = agent.train(*agent.init(jr.fold_in(jr.key(0), 0)), **BUDGET)
+        np.testing.assert_allclose(
+            _first_weight(pop.member(trained, member).runner_state),
+            _first_weight(single.runner_state),
+            rtol=1e-4,
+            atol=1e-6,
+        )
+    counts = np.asarray(trained.groups[0].normalizer_state.count)
+    np.testing.assert_array_equal(counts > 0, [True, False, True, False])

@@ -41,14 +41,14 @@ def test_flat_steps_match_optax_clip_and_adam_on_the_network(getkey):
     flat, unflatten = flatten_network(network)
     state = FlatTrainState(flat, make_optimizer(hp).init(flat), jnp.zeros((), jnp.int32))
     for mb in minibatches:
-        state, _ = update_minibatch(state, unflatten, mb, hp, normalize_advantage=True)
+        state, _ = update_minibatch(state, unflatten, mb, hp)
 
     tx = optax.chain(optax.clip_by_global_norm(0.1), optax.adam(1e-2, eps=1e-5))
     params = eqx.filter(network, eqx.is_inexact_array)
     opt_state = tx.init(params)
     for mb in minibatches:
         grads = eqx.filter_grad(
-            lambda n: ppo_loss(n, mb, hp, normalize_advantage=True)[0]  # noqa: B023
+            lambda n: ppo_loss(n, mb, hp)[0]  # noqa: B023
         )(network)
         updates, opt_state = tx.update(grads, opt_state, params)
         network = eqx.apply_updates(network, updates)

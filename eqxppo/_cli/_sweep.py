@@ -1,26 +1,42 @@
 """`eqxppo sweep`: sample configurations from the HPO space and train them as a population.
 
+In this process by default (one population: its groups compile side by side, then
+train), or with `--workers N` / `--address HOST:PORT` as one task per compiled group on
+a Dask cluster (`eqxppo.sweeps`): a finished task's result is kept in `--out DIR/tasks/`,
+so rerunning the same command after an interruption trains only the unfinished groups.
+
 Writes to `--out DIR`: `sweep.json` (the settings and the sampled configurations),
 `results.csv` (one row per configuration: its hyperparameters, the mean final return over
 seeds, its rank), `curves.csv` (mean eval return per configuration and chunk) and
-`learning_curves.png`; prints the best configuration.
+`learning_curves.png`; with a cluster also `tasks/` and every member's checkpoint in
+`checkpoints/`. Prints the best configuration.
 """
 
 import argparse
 import json
-import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.random as jr
 import numpy as np
 
+from .._extras import MissingExtraError, require
 from ..configspaces import HPO_KEYS
 from ..envs import make_env
 from ..ppo import PPO
+from ..sweeps import (
+    FailedTask,
+    SweepTask,
+    TaskResult,
+    finished_results,
+    run_on_dask,
+    run_task,
+    sweep_tasks,
+)
 from ._common import (
+    UserError,
     load_config_file,
     parse_sets,
     progress,
@@ -52,21 +68,74 @@ def _plot(curves: np.ndarray, steps: list[int], ranks: np.ndarray, title: str, p
     plt.close(fig)
 
 
-def sweep_command(args: argparse.Namespace) -> int:
-    """Sample, train as a population in chunks, rank, write and print."""
-    require_positive(
-        vars(args), ("n_configs", "seeds", "timesteps", "chunks", "eval_episodes", "n_envs")
-    )
+def _sample(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     fixed = load_config_file(args.config) if args.config else {}
     fixed.update(parse_sets(args.set or []))
     fixed_hpo, nas = split_hpo_nas(fixed, "--config/--set")
     space = PPO.get_hpo_config_space(seed=args.seed)
     samples = space.sample_configuration(max(args.n_configs, 2))[: args.n_configs]
-    configs = [{**{k: _plain(v) for k, v in dict(c).items()}, **fixed_hpo} for c in samples]
-    seeds = list(range(args.seed, args.seed + args.seeds))
+    return [{**{k: _plain(v) for k, v in dict(c).items()}, **fixed_hpo} for c in samples], nas
+
+
+def _in_process(task: SweepTask) -> TaskResult:
+    bar = progress(task.chunks)
+
+    def update(_, curve: np.ndarray) -> None:
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(best=f"{curve.max():.1f}", median=f"{np.median(curve):.1f}")
+
+    try:
+        return run_task(task, progress=update)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _on_cluster(args: argparse.Namespace, tasks: list[SweepTask], out: Path) -> tuple[
+    list[TaskResult], list[FailedTask]
+]:  # fmt: skip
+    bar = progress(len(tasks))
     with user_input():
-        env = make_env(args.framework, args.env, n_envs=args.n_envs)
-        pop = PPO.population(configs, env, seeds=seeds, nas_config=nas)
+        done = len(finished_results(out, tasks))
+    if bar is not None:
+        bar.update(done)
+    cache = None if args.no_compilation_cache else jax.config.jax_compilation_cache_dir  # pyright: ignore[reportAttributeAccessIssue]
+    try:
+        require("dask.distributed", "dask", what="--workers/--address")
+    except MissingExtraError as error:
+        raise UserError(str(error)) from None
+    try:
+        return run_on_dask(
+            tasks, out, address=args.address, workers=args.workers, retries=args.retries,
+            compilation_cache=cache,
+            on_result=lambda _: bar.update(1) if bar is not None else None,
+        )  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    """Sample, train (here or on a cluster), rank, write and print."""
+    require_positive(
+        vars(args), ("n_configs", "seeds", "timesteps", "chunks", "eval_episodes", "n_envs")
+    )
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {args.workers}.")
+    configs, nas = _sample(args)
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    env_args = {"env_framework": args.framework, "env_name": args.env, "n_envs": args.n_envs}
+    distributed = args.workers is not None or args.address is not None
+    with user_input():
+        env = make_env(**env_args)
+        pop = PPO.population(configs, env, seeds=seeds, nas_config=nas,
+                             planned_timesteps=args.timesteps)  # fmt: skip
+        tasks = sweep_tasks(
+            configs, seeds=seeds, env_args=env_args, nas_config=nas, timesteps=args.timesteps,
+            chunks=args.chunks, eval_episodes=args.eval_episodes, key_seed=args.seed,
+            split=distributed,
+        )  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps(
@@ -74,45 +143,48 @@ def sweep_command(args: argparse.Namespace) -> int:
          "timesteps": args.timesteps, "chunks": args.chunks, "nas": nas, "configs": configs},
         indent=2,
     ))  # fmt: skip
-
+    where = f"as {len(tasks)} task(s) on a Dask cluster" if distributed else "in this process"
     print(f"eqxppo: sweeping {args.n_configs} configurations x {args.seeds} seeds on "
-          f"{args.env}: {pop.n_members} members in {len(pop.groups)} compiled group(s)",
-          flush=True)  # fmt: skip
-    chunk = math.ceil(args.timesteps / args.chunks)
-    state = pop.init(jr.key(args.seed))
-    bar = progress(args.chunks)
-    curves, steps = [], []
+          f"{args.env}: {pop.n_members} members in {len(pop.groups)} compiled group(s), "
+          f"{where}", flush=True)  # fmt: skip
+
     start = time.perf_counter()
-    for _ in range(args.chunks):
-        state, result = pop.train(
-            state, n_total_timesteps=chunk, n_eval_steps=1, n_eval_episodes=args.eval_episodes
-        )
-        rewards = np.asarray(jax.block_until_ready(result.eval_rewards))[:, -1].mean(-1)
-        curves.append(rewards.reshape(args.n_configs, args.seeds).mean(-1))
-        steps.append(chunk * (len(steps) + 1))  # the budget; members round it up to whole updates
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(best=f"{curves[-1].max():.1f}", median=f"{np.median(curves[-1]):.1f}")
-    if bar is not None:
-        bar.close()
-    curves_arr = np.stack(curves, axis=1)  # (n_configs, chunks)
+    if distributed:
+        results, failed = _on_cluster(args, tasks, out)
+    else:
+        results, failed = [_in_process(tasks[0])], []
+    for failure in failed:
+        print(f"eqxppo: task {failure.task.index} (configurations {list(failure.task.configs)}) "
+              f"failed: {failure.error}", file=sys.stderr)  # fmt: skip
+    if not results:
+        return 1
+    steps = results[0].steps
+    curves_arr = np.full((args.n_configs, len(steps)), np.nan)
+    for result in results:
+        curves_arr[list(result.configs)] = result.curves
+    finished = [i for result in results for i in result.configs]
     final = curves_arr[:, -1]
-    ranks = np.argsort(np.argsort(-final, kind="stable"), kind="stable") + 1
+    order = sorted(finished, key=lambda i: -final[i])
+    ranks = {i: r + 1 for r, i in enumerate(order)}
     rows: list[dict[str, Any]] = [
         {"config": i, **{k: configs[i][k] for k in HPO_KEYS}, "mean_final_return":
-         round(float(final[i]), 3), "rank": int(ranks[i])}
-        for i in range(args.n_configs)
+         round(float(final[i]), 3), "rank": ranks[i]}
+        for i in sorted(finished)
     ]  # fmt: skip
     write_csv(out / "results.csv", rows)
     write_csv(out / "curves.csv", [
         {"config": i, **{f"step_{s}": round(float(v), 3) for s, v in zip(steps, curves_arr[i])}}
-        for i in range(args.n_configs)
+        for i in sorted(finished)
     ])  # fmt: skip
-    _plot(curves_arr, steps, ranks, f"eqxppo sweep on {args.env}", out / "learning_curves.png")
-    best = int(np.argmin(ranks))
-    print(f"{args.env}: {pop.n_members} runs of {steps[-1]:,} steps in "
-          f"{time.perf_counter() - start:.1f} s; best configuration {best} with mean final "
+    plot_ranks = np.array([ranks.get(i, args.n_configs + 1) for i in range(args.n_configs)])
+    _plot(curves_arr, steps, plot_ranks, f"eqxppo sweep on {args.env}", out / "learning_curves.png")
+    best = order[0]
+    programs = sum(r.n_programs for r in results)
+    loaded = sum(r.programs_loaded for r in results)
+    print(f"{args.env}: {len(finished) * args.seeds} runs of {steps[-1]:,} steps in "
+          f"{time.perf_counter() - start:.1f} s ({programs} program(s), {loaded} loaded from "
+          f"the compilation cache); best configuration {best} with mean final "
           f"return {final[best]:.1f} over {args.seeds} seed(s):")  # fmt: skip
     print(json.dumps({k: configs[best][k] for k in HPO_KEYS}))
     print(f"wrote {out}/: sweep.json, results.csv, curves.csv, learning_curves.png")
-    return 0
+    return 1 if failed else 0

@@ -2,10 +2,15 @@
 
 A `ConfigSpace.Configuration` or a plain mapping becomes two objects:
 
-- `PPOConfig`: every value that fixes array shapes or program structure. All fields are
-  static, so two configs with equal fields hit the same compiled program.
-- `PPOHyperparams`: every continuous coefficient as a float32 array leaf. New values never
-  recompile, and a stack of them (leading member axis) trains under one `vmap`.
+- `PPOConfig`: the values that fix array shapes (`n_steps`, `minibatch_size`) and the
+  number of epoch slots compiled (`update_epochs`). All fields are static, so two configs
+  with equal fields hit the same compiled program.
+- `PPOHyperparams`: everything else as array leaves: the continuous coefficients
+  (float32), the epochs a run takes (int32, at most the compiled slots) and the two
+  normalisation switches (bool). New values never recompile, and a stack of them
+  (leading member axis) trains under one `vmap`. The switches are traced because both
+  of their branches are cheap: a `where` over advantages or observations costs less
+  than a second compiled program.
 """
 
 import math
@@ -16,7 +21,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float, Int
 
 from ._hpo import get_default_hpo_config
 from ._nas import get_default_nas_config
@@ -30,9 +35,20 @@ def _as_float32(x: Any) -> Array:
     return jnp.asarray(x, dtype=jnp.float32)
 
 
+def _as_int32(x: Any) -> Array:
+    return jnp.asarray(x, dtype=jnp.int32)
+
+
+def _as_bool(x: Any) -> Array:
+    return jnp.asarray(x, dtype=bool)
+
+
 class PPOConfig(eqx.Module):
     """The static structure of a PPO run; a change compiles a new program.
 
+    `update_epochs` is the number of epoch slots the program holds; a run takes
+    `hparams.update_epochs` of them (equal for a single agent; a population may run
+    members with fewer epochs in one program, see `eqxppo.ppo.plan_groups`).
     `minibatch_size` is the requested size. The batch of one update is
     `n_envs * n_steps` transitions; `effective_minibatch_size` clamps the request to
     it, and each epoch reshuffles the batch and trains on `n_minibatches` full
@@ -43,8 +59,6 @@ class PPOConfig(eqx.Module):
     n_steps: int = eqx.field(static=True)
     minibatch_size: int = eqx.field(static=True)
     update_epochs: int = eqx.field(static=True)
-    normalize_advantage: bool = eqx.field(static=True)
-    normalize_observations: bool = eqx.field(static=True)
 
     def __check_init__(self):
         for name in ("n_steps", "minibatch_size", "update_epochs"):
@@ -84,7 +98,9 @@ def _describe_rule(lo: float, hi: float, lo_in: bool, hi_in: bool) -> str:
     return f"in {'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
 
 
-def _check_float_range(name: str, value: np.ndarray) -> None:
+def check_continuous(name: str, value: Any) -> None:
+    """Raise `ValueError` unless every entry of `value` is in `name`'s range."""
+    value = np.asarray(value)
     lo, hi, lo_in, hi_in = _FLOAT_RULES[name]
     ok = np.isfinite(value) & ((value >= lo) if lo_in else (value > lo))
     ok &= (value <= hi) if hi_in else (value < hi)
@@ -97,11 +113,14 @@ def _check_float_range(name: str, value: np.ndarray) -> None:
 
 
 class PPOHyperparams(eqx.Module):
-    """The continuous PPO hyperparameters as float32 arrays: traced, vmappable, checkpointed.
+    """The traced PPO hyperparameters: vmappable, checkpointed, never recompiling.
 
-    Each field is a scalar for one agent, or carries a leading member axis in a population
-    (build members one by one, then stack with `jax.tree.map`). `max_grad_norm = 0`
-    disables gradient clipping; `clip_eps = 0` and `vf_clip_eps = 0` are valid.
+    The continuous coefficients are float32, `update_epochs` int32 (the epochs this run
+    takes; the program runs `min(update_epochs, PPOConfig.update_epochs)`), the two
+    normalisation switches bool. Each field is a scalar for one agent, or carries a
+    leading member axis in a population (build members one by one, then stack with
+    `jax.tree.map`). `max_grad_norm = 0` disables gradient clipping; `clip_eps = 0` and
+    `vf_clip_eps = 0` are valid.
     """
 
     learning_rate: Float[Array, "*member"] = eqx.field(converter=_as_float32)
@@ -112,14 +131,24 @@ class PPOHyperparams(eqx.Module):
     ent_coef: Float[Array, "*member"] = eqx.field(converter=_as_float32)
     vf_coef: Float[Array, "*member"] = eqx.field(converter=_as_float32)
     max_grad_norm: Float[Array, "*member"] = eqx.field(converter=_as_float32)
+    # ARLBench's defaults, so the eight coefficients alone make a valid value.
+    update_epochs: Int[Array, "*member"] = eqx.field(converter=_as_int32, default=10)
+    normalize_advantage: Bool[Array, "*member"] = eqx.field(converter=_as_bool, default=True)
+    normalize_observations: Bool[Array, "*member"] = eqx.field(converter=_as_bool, default=False)
 
     def __check_init__(self):
-        for name in _FLOAT_RULES:
+        for name in (*_FLOAT_RULES, "update_epochs"):
             try:
                 value = np.asarray(getattr(self, name))
             except jax.errors.TracerArrayConversionError:
                 continue  # traced (built under jit or vmap): checked where it is concrete
-            _check_float_range(name, value)
+            if name == "update_epochs":
+                if not np.all(value >= 1):
+                    raise ValueError(
+                        f"PPO hyperparameter `update_epochs` must be >= 1, got {value.tolist()!r}."
+                    )
+            else:
+                check_continuous(name, value)
 
 
 class NetworkConfig(eqx.Module):
@@ -144,6 +173,8 @@ class NetworkConfig(eqx.Module):
 _INT_KEYS = ("n_steps", "minibatch_size", "update_epochs")
 _BOOL_KEYS = ("normalize_advantage", "normalize_observations")
 HPO_KEYS: tuple[str, ...] = (*_INT_KEYS, *_BOOL_KEYS, *_FLOAT_RULES)
+# The continuous coefficients: what PBT perturbs and a population's members set freely.
+CONTINUOUS_KEYS: tuple[str, ...] = tuple(_FLOAT_RULES)
 NAS_KEYS: tuple[str, ...] = ("activation", "hidden_size")
 
 
@@ -209,12 +240,12 @@ def parse_hpo_config(config: Mapping[str, Any]) -> tuple[PPOConfig, PPOHyperpara
     message names the key, the value and what is allowed.
     """
     values = _merged(config, get_default_hpo_config(), "PPO")
-    static = PPOConfig(
-        **{k: _to_int(k, values[k]) for k in _INT_KEYS},
-        **{k: _to_bool(k, values[k]) for k in _BOOL_KEYS},
-    )
+    ints = {k: _to_int(k, values[k]) for k in _INT_KEYS}
+    static = PPOConfig(**ints)
     floats = {k: _to_float(k, values[k]) for k in _FLOAT_RULES}
-    return static, PPOHyperparams(**floats)  # its __check_init__ checks the ranges
+    switches = {k: _to_bool(k, values[k]) for k in _BOOL_KEYS}
+    hparams = PPOHyperparams(**floats, update_epochs=ints["update_epochs"], **switches)
+    return static, hparams  # their __check_init__s check the ranges
 
 
 def parse_nas_config(config: Mapping[str, Any] | None, cnn_policy: bool = False) -> NetworkConfig:
@@ -241,7 +272,12 @@ def parse_nas_config(config: Mapping[str, Any] | None, cnn_policy: bool = False)
 
 
 def hpo_config_to_dict(config: PPOConfig, hparams: PPOHyperparams) -> dict[str, Any]:
-    """The inverse of `parse_hpo_config` for one agent: plain Python values by name."""
-    out: dict[str, Any] = {k: getattr(config, k) for k in (*_INT_KEYS, *_BOOL_KEYS)}
+    """The inverse of `parse_hpo_config` for one agent: plain Python values by name.
+
+    `update_epochs` is the epochs the run takes (`hparams`'), not the compiled slots.
+    """
+    out: dict[str, Any] = {"n_steps": config.n_steps, "minibatch_size": config.minibatch_size}
+    out["update_epochs"] = int(hparams.update_epochs)
+    out.update({k: bool(getattr(hparams, k)) for k in _BOOL_KEYS})
     out.update({k: float(getattr(hparams, k)) for k in _FLOAT_RULES})
-    return out
+    return {k: out[k] for k in HPO_KEYS}

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Real
 
+from .._extras import require
 from ._environment import AbstractEnvironment, ActionSpec, EnvStep, where_done
-from ._extras import require
 
 
 # `brax.envs.create`'s own arguments, besides those of the environment's constructor.

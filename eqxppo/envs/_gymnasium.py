@@ -21,8 +21,8 @@ import numpy as np
 from jax.experimental import io_callback
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Real
 
+from .._extras import require
 from ._environment import AbstractEnvironment, ActionSpec, EnvStep, action_spec_of, as_policy_obs
-from ._extras import require
 
 
 # Vector environments stay alive for the process: compiled programs call them.

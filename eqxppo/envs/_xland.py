@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Real
 
+from .._extras import require
 from ._environment import AbstractEnvironment, ActionSpec, EnvStep, as_policy_obs, where_done
-from ._extras import require
 
 
 class XLandEnv(AbstractEnvironment):

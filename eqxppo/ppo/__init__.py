@@ -15,6 +15,10 @@ from ._optimizer import clip_by_global_norm as clip_by_global_norm
 from ._optimizer import global_norm as global_norm
 from ._optimizer import make_optimizer as make_optimizer
 from ._pbt import exploit_and_explore as exploit_and_explore
+from ._plan import GroupingCost as GroupingCost
+from ._plan import PlannedGroup as PlannedGroup
+from ._plan import plan_groups as plan_groups
+from ._plan import planned_seconds as planned_seconds
 from ._population import init_population as init_population
 from ._population import train_population as train_population
 from ._population_facade import Population as Population
@@ -24,6 +28,7 @@ from ._ppo import PPO as PPO
 from ._predict import predict as predict
 from ._rollout import Rollout as Rollout
 from ._rollout import collect_rollout as collect_rollout
+from ._sharding import to_host as to_host
 from ._shuffle import epoch_permutations as epoch_permutations
 from ._shuffle import permutation as permutation
 from ._spec import AgentSpec as AgentSpec
@@ -38,6 +43,7 @@ from ._train import train as train
 from ._update import FlatTrainState as FlatTrainState
 from ._update import StepStats as StepStats
 from ._update import update_epoch as update_epoch
+from ._update import update_epochs as update_epochs
 from ._update import update_minibatch as update_minibatch
 from ._update import update_step as update_step
 from ._update import updates_per_chunk as updates_per_chunk

@@ -22,7 +22,7 @@ import jax.random as jr
 
 T = TypeVar("T")
 # 2: the optimizer state is over the parameter tree; the runner state has `diverged`.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _MAGIC = b"EQXPPO-CHECKPOINT\n"
 
 

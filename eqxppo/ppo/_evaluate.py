@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ..envs import AbstractEnvironment, NormalizerState
 from ..networks import AbstractActorCritic
@@ -18,7 +18,7 @@ def evaluate(
     n_episodes: int,
     *,
     deterministic: bool = True,
-    normalize_observations: bool = False,
+    normalize_observations: bool | Bool[Array, ""] = False,
 ) -> Float[Array, " n_episodes"]:
     """Undiscounted returns of `n_episodes` episodes run side by side.
 

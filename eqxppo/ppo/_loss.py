@@ -30,14 +30,12 @@ def ppo_loss(
     network: AbstractActorCritic,
     batch: Batch,
     hparams: PPOHyperparams,
-    *,
-    normalize_advantage: bool,
 ) -> tuple[Scalar, tuple[Scalar, Scalar, Scalar]]:
     """PPO's loss on one minibatch, to minimise (ARLBench's formula).
 
     `actor_loss = -mean(min(r A, clip(r, 1 - clip_eps, 1 + clip_eps) A))` with the
     ratio `r` of new to old action probabilities and `A` the advantages, normalised over
-    the minibatch when `normalize_advantage`; `value_loss = 0.5 * mean(max((V - G)^2,
+    the minibatch when `hparams.normalize_advantage`; `value_loss = 0.5 * mean(max((V - G)^2,
     (V_clip - G)^2))` with `V_clip` within `vf_clip_eps` of the old value; `total =
     actor_loss + vf_coef * value_loss - ent_coef * entropy`. Every mean is over the
     samples of weight 1 when `batch.weight` is given.
@@ -67,8 +65,8 @@ def ppo_loss(
     )
 
     advantages = batch.advantages
-    if normalize_advantage:
-        advantages = (advantages - mean(advantages)) / (std(advantages) + 1e-8)
+    normalized = (advantages - mean(advantages)) / (std(advantages) + 1e-8)
+    advantages = jnp.where(hparams.normalize_advantage, normalized, advantages)
     ratio = jnp.exp(log_prob - batch.log_prob)
     clipped_ratio = jnp.clip(ratio, 1.0 - hparams.clip_eps, 1.0 + hparams.clip_eps)
     actor_loss = -mean(jnp.minimum(ratio * advantages, clipped_ratio * advantages))

@@ -7,11 +7,11 @@ import jax.random as jr
 from beartype import beartype
 from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
 
-from ..configspaces import PPOHyperparams
+from ..configspaces import CONTINUOUS_KEYS, PPOHyperparams
 from ._state import PPORunnerState
 
 
-_NAMES = tuple(PPOHyperparams.__dataclass_fields__)
+_NAMES = CONTINUOUS_KEYS
 # Hyperparameters in [0, 1] whose distance to 1 is perturbed (an effective horizon).
 _DISCOUNTS = ("gamma", "gae_lambda")
 
@@ -19,14 +19,16 @@ _DISCOUNTS = ("gamma", "gae_lambda")
 def _perturb(
     hparams: PPOHyperparams, factors: Float[Array, "n_members n_hparams"]
 ) -> PPOHyperparams:
-    fields = {}
+    fields = {}  # the epochs and switches are copied, not perturbed
     for i, name in enumerate(_NAMES):
         value, factor = getattr(hparams, name), factors[:, i]
         if name in _DISCOUNTS:
             fields[name] = jnp.clip(1.0 - (1.0 - value) * factor, 0.0, 1.0)
         else:
             fields[name] = value * factor
-    return PPOHyperparams(**fields)
+    return eqx.tree_at(
+        lambda h: [getattr(h, n) for n in _NAMES], hparams, [fields[n] for n in _NAMES]
+    )
 
 
 @eqx.filter_jit

@@ -1,13 +1,16 @@
 """The `Population` facade: configurations x seeds trained as few compiled programs as possible.
 
 Members are listed configuration-major (configuration `i`, seed `j` is member
-`i * n_seeds + j`). Members whose static structure (`PPOConfig`) is equal form a group;
-a group is one stacked runner state, initialised and trained under one `vmap` in one
+`i * n_seeds + j`). Members whose static structure (`PPOConfig`) is equal form a group,
+and with a planned budget groups that differ only in `update_epochs` merge when the
+masked epochs cost less than a compilation (`plan_groups`); a group is one stacked
+runner state, initialised and trained under one `vmap` in one
 compilation, its member axis sharded over the devices (padded with copies of its last
 member when the device count does not divide it). Results come back in member order.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import equinox as eqx
@@ -20,25 +23,30 @@ from jax.typing import ArrayLike
 from jaxtyping import PRNGKeyArray
 
 from ..configspaces import (
+    CONTINUOUS_KEYS,
     PPOConfig,
     PPOHyperparams,
+    check_continuous,
     hpo_config_to_dict,
     parse_hpo_config,
 )
 from ..envs import AbstractEnvironment
 from ._pbt import exploit_and_explore
+from ._plan import GroupingCost, plan_groups
 from ._population import init_population, train_population
-from ._sharding import member_mesh, pad_members, padded_size, shard_members
+from ._programs import compile_all
+from ._sharding import member_mesh, pad_members, padded_size, shard_members, to_host
 from ._spec import AgentSpec
 from ._state import PPORunnerState, PPOState, PPOTrainingResult
-from ._train import Count
+from ._train import Count, as_count
 
 
-_HPARAM_NAMES = tuple(PPOHyperparams.__dataclass_fields__)
+_HPARAM_NAMES = CONTINUOUS_KEYS
 
 
 class PopulationGroup(NamedTuple):
-    """Members sharing one static structure: their config and their member indices."""
+    """Members sharing one compiled program: its config (epoch slots: the largest
+    member's `update_epochs`), their member indices, and the padded member count."""
 
     config: PPOConfig
     members: tuple[int, ...]
@@ -49,6 +57,10 @@ class PopulationState(NamedTuple):
     """One stacked `PPORunnerState` per group, in the order of `Population.groups`."""
 
     groups: tuple[PPORunnerState, ...]
+
+
+def _is_env(value: Any) -> bool:
+    return isinstance(value, AbstractEnvironment)
 
 
 def _stack(trees: Sequence[Any]) -> Any:
@@ -68,6 +80,12 @@ class Population:
       `jax.random.fold_in(key, seeds[j])`, so it matches a single `PPO` run started from
       that key, and members with the same seed share initial weights and environments.
     - `devices`: devices the member axis is sharded over; default `jax.devices()`.
+    - `compile_workers`: threads that compile the groups' programs side by side before
+      the first `train` with a budget (`compile`); default: the usable CPU cores.
+    - `planned_timesteps`: the budget the members will train for; with it, groups that
+      differ only in `update_epochs` merge where `grouping_cost` says the masked epochs
+      are cheaper than a compilation (`eqxppo.ppo.plan_groups`). `None`: one group per
+      distinct static structure.
     """
 
     def __init__(
@@ -77,6 +95,9 @@ class Population:
         seeds: Iterable[int] = (0,),
         *,
         devices: Sequence[Any] | None = None,
+        planned_timesteps: Count | None = None,
+        grouping_cost: GroupingCost = GroupingCost(),
+        compile_workers: int | None = None,
         **spec_options: Any,
     ) -> None:
         if isinstance(hpo_configs, Mapping):
@@ -102,13 +123,17 @@ class Population:
         )
         self._hparams: list[PPOHyperparams] = [h for _, h in parsed for _ in self.seeds]
         self.member_seeds = tuple(self.seeds[m % n_seeds] for m in range(self.n_members))
-        by_config: dict[PPOConfig, list[int]] = {}
-        for m, config in enumerate(self.member_configs):
-            by_config.setdefault(config, []).append(m)
+        budget = None
+        if planned_timesteps is not None:
+            budget = as_count("planned_timesteps", planned_timesteps)
+        planned = plan_groups(self.member_configs, n_timesteps=budget, cost=grouping_cost)
         self.groups = tuple(
-            PopulationGroup(config, tuple(ms), padded_size(len(ms), self.mesh.size))
-            for config, ms in by_config.items()
+            PopulationGroup(g.config, g.members, padded_size(len(g.members), self.mesh.size))
+            for g in planned
         )
+        self.compile_workers = compile_workers
+        # Compiled train programs by (group, train options); see `compile`.
+        self._programs: dict[tuple[int, tuple[Any, ...]], Any] = {}
         order = np.concatenate([g.members for g in self.groups])
         self._inverse = None if np.all(order == np.arange(len(order))) else np.argsort(order)
 
@@ -152,15 +177,61 @@ class Population:
         order, e.g. `eval_rewards` of shape `(n_members, n_eval_steps, n_eval_episodes)`.
         """
         self._check_state(state)
-        options = self.spec.train_options(n_total_timesteps, n_eval_steps, n_eval_episodes)
+        programs = self.compile(state, n_total_timesteps, n_eval_steps, n_eval_episodes)
         new_groups, results = [], []
-        for group, runner_states in zip(self.groups, state.groups):
-            runner_states, result = train_population(
-                runner_states, self.spec.env, group.config, **options
-            )
+        for program, runner_states in zip(programs, state.groups):
+            runner_states, result = program(runner_states)
             new_groups.append(runner_states)
-            results.append(jax.tree.map(lambda x: x[: len(group.members)], result))
+            results.append(result)
         return PopulationState(tuple(new_groups)), self._in_member_order(results)
+
+    def compile(
+        self,
+        state: PopulationState,
+        n_total_timesteps: Count = 1_000_000,
+        n_eval_steps: Count = 10,
+        n_eval_episodes: Count = 10,
+    ) -> list[Callable[[PPORunnerState], tuple[PPORunnerState, PPOTrainingResult]]]:
+        """Compile every group's train program for this budget, `compile_workers` at once.
+
+        `train` calls this first, so explicit use is only needed to compile ahead (and
+        to time compilation apart from training). Programs already compiled for the
+        same budget are reused; the others compile side by side in a thread pool (XLA
+        releases the GIL while compiling). With a persistent compilation cache
+        (`eqxppo.enable_compilation_cache`) a program compiled before, in any process,
+        is loaded instead.
+
+        **Returns:**
+
+        One callable per group, `runner_states -> (runner_states, result)`, with results
+        cut to the group's real members.
+        """
+        self._check_state(state)
+        options = self.spec.train_options(n_total_timesteps, n_eval_steps, n_eval_episodes)
+        signature = tuple(sorted((k, v) for k, v in options.items() if not _is_env(v)))
+        missing = [g for g in range(len(self.groups)) if (g, signature) not in self._programs]
+        lowerings = [
+            functools.partial(
+                train_population.lower,
+                state.groups[g], self.spec.env, self.groups[g].config, **options,
+            )
+            for g in missing
+        ]  # fmt: skip
+        for g, program in zip(missing, compile_all(lowerings, self.compile_workers)):
+            self._programs[(g, signature)] = program
+
+        def run(g: int, program: Any) -> Any:
+            n = len(self.groups[g].members)
+
+            def call(runner_states: PPORunnerState):
+                new_states, result = program(
+                    runner_states, self.spec.env, self.groups[g].config, **options
+                )
+                return new_states, jax.tree.map(lambda x: x[:n], result)
+
+            return call
+
+        return [run(g, self._programs[(g, signature)]) for g in range(len(self.groups))]
 
     def _in_member_order(self, per_group: list[Any]) -> Any:
         if len(per_group) == 1 and self._inverse is None:
@@ -198,7 +269,9 @@ class Population:
         """One member's state, for `PPO.from_population(pop, member)` (predict, save...)."""
         g, row = self._locate(member)
         arrays, static = eqx.partition(state.groups[g], eqx.is_array)
-        device = jax.devices()[0]
+        if not all(x.is_fully_addressable for x in jax.tree.leaves(arrays)):
+            arrays = to_host(arrays)  # a mesh across processes: gather first
+        device = jax.local_devices()[0]
         arrays = jax.tree.map(lambda x: jax.device_put(x[row], device), arrays)
         runner_state = eqx.combine(arrays, static)
         return PPOState(runner_state=runner_state, buffer_state=None)
@@ -211,7 +284,7 @@ class Population:
         """
         out = np.zeros(self.n_members, bool)
         for group, runner_states in zip(self.groups, state.groups):
-            out[list(group.members)] = np.asarray(runner_states.diverged)[: len(group.members)]
+            out[list(group.members)] = to_host(runner_states.diverged)[: len(group.members)]
         return out
 
     def get_hparams(self, state: PopulationState) -> dict[str, np.ndarray]:
@@ -219,7 +292,7 @@ class Population:
         out = {name: np.empty(self.n_members, np.float32) for name in _HPARAM_NAMES}
         for group, runner_states in zip(self.groups, state.groups):
             for name in _HPARAM_NAMES:
-                values = np.asarray(getattr(runner_states.hparams, name))
+                values = to_host(getattr(runner_states.hparams, name))
                 out[name][list(group.members)] = values[: len(group.members)]
         return out
 
@@ -244,11 +317,17 @@ class Population:
                     f"got shape {value.shape}."
                 )
             current[name] = np.broadcast_to(value, (self.n_members,)).copy()
-        PPOHyperparams(**current)  # checks every value's range
+        for name in _HPARAM_NAMES:
+            check_continuous(name, current[name])
         new_groups = []
         for group, runner_states in zip(self.groups, state.groups):
             rows = list(group.members)
-            hparams = PPOHyperparams(**{name: current[name][rows] for name in _HPARAM_NAMES})
+            new = [jnp.asarray(current[name][rows]) for name in _HPARAM_NAMES]
+            hparams = eqx.tree_at(
+                lambda h: [getattr(h, name) for name in _HPARAM_NAMES],
+                jax.tree.map(lambda x: x[: len(rows)], runner_states.hparams),
+                new,
+            )
             # Padded and placed as `init` did: a change of placement would recompile.
             hparams = shard_members(pad_members(hparams, group.n_padded), self.mesh)
             new_groups.append(runner_states._replace(hparams=hparams))

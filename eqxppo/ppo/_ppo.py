@@ -263,7 +263,7 @@ class PPO:
             key,
             n_episodes,
             deterministic=self.deterministic_eval,
-            normalize_observations=self.config.normalize_observations,
+            normalize_observations=runner_state.hparams.normalize_observations,
         )
 
     def predict(
@@ -278,9 +278,7 @@ class PPO:
             if not deterministic:
                 raise ValueError("predict(deterministic=False) needs an `rng` key.")
             rng = jr.key(0)
-        return predict(
-            runner_state, jnp.asarray(obs), rng, self.env, self.config, deterministic=deterministic
-        )
+        return predict(runner_state, jnp.asarray(obs), rng, self.env, deterministic=deterministic)
 
     @staticmethod
     def get_checkpoint_factory(

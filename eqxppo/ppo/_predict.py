@@ -6,7 +6,6 @@ import jax.random as jr
 from beartype import beartype
 from jaxtyping import Array, PRNGKeyArray, Real, jaxtyped
 
-from ..configspaces import PPOConfig
 from ..envs import AbstractEnvironment
 from ._rollout import clip_action, maybe_normalize
 from ._state import PPORunnerState
@@ -29,18 +28,18 @@ def predict(
     obs: Real[Array, "..."],
     key: PRNGKeyArray,
     env: AbstractEnvironment,
-    config: PPOConfig,
+    *,
     deterministic: bool = True,
 ) -> Real[Array, "..."]:
     """The policy's action for each observation in `obs`.
 
     **Arguments:**
 
-    - `runner_state`: the trained state (network and observation statistics).
+    - `runner_state`: the trained state (network, observation statistics, and whether
+      observations are normalised: `hparams.normalize_observations`).
     - `obs`: one observation of `env.observation_shape` or a batch `(*batch, *obs_shape)`.
     - `key`: sampling key (unused when `deterministic`).
     - `env`: gives the observation shape and the action bounds.
-    - `config`: whether observations are normalised.
     - `deterministic`: the mode of the policy instead of a sample.
 
     **Returns:**
@@ -50,7 +49,8 @@ def predict(
     """
     batch_shape = _batch_shape(obs, env.observation_shape)
     flat = obs.reshape(-1, *env.observation_shape).astype(runner_state.obs.dtype)
-    flat = maybe_normalize(runner_state.normalizer_state, flat, config.normalize_observations)
+    normalize_obs = runner_state.hparams.normalize_observations
+    flat = maybe_normalize(runner_state.normalizer_state, flat, normalize_obs)
     network = runner_state.train_state.network
 
     def act(o, k):

@@ -4,7 +4,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Real
+from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree, Real
 
 from ..envs import AbstractEnvironment, ActionSpec, EnvStep, NormalizerState, normalize
 from ..networks import AbstractActorCritic
@@ -33,10 +33,16 @@ def clip_action(action: Array, spec: ActionSpec) -> Array:
 
 
 def maybe_normalize(
-    state: NormalizerState, obs: Float[Array, "*batch"], enabled: bool
+    state: NormalizerState, obs: Float[Array, "*batch"], enabled: bool | Bool[Array, ""]
 ) -> Float[Array, "*batch"]:
-    """`normalize(state, obs)` when observation normalisation is on, else `obs`."""
-    return normalize(state, obs) if enabled else obs
+    """`normalize(state, obs)` when observation normalisation is on, else `obs`.
+
+    `enabled` is a Python bool (the branch is chosen while tracing) or a traced switch
+    (`hparams.normalize_observations`: both are computed, one is kept).
+    """
+    if isinstance(enabled, bool):
+        return normalize(state, obs) if enabled else obs
+    return jnp.where(enabled, normalize(state, obs), obs)
 
 
 def collect_rollout(
@@ -48,7 +54,7 @@ def collect_rollout(
     key: PRNGKeyArray,
     n_steps: int,
     *,
-    normalize_observations: bool,
+    normalize_observations: bool | Bool[Array, ""],
 ) -> tuple[tuple[PyTree, Float[Array, "n_envs *obs_shape"]], Rollout]:
     """Step the environments `n_steps` times, sampling actions from the policy.
 

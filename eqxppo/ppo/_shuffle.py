@@ -25,7 +25,9 @@ def epoch_permutations(
     """One random order of the batch per epoch, cut to the `n_used` samples it trains on.
 
     Samples beyond `n_used = n_minibatches * minibatch_size` are left out of that epoch (a
-    different set each epoch).
+    different set each epoch). Epoch `e`'s order comes from `fold_in(key, e)`, so the
+    first epochs do not depend on `n_epochs`: a run that takes fewer epochs than its
+    program holds (`hparams.update_epochs`) sees the orders it would see alone.
     """
-    keys = jr.split(key, n_epochs)
-    return jax.vmap(lambda k: permutation(k, batch_size)[:n_used])(keys)
+    epochs = jnp.arange(n_epochs, dtype=jnp.uint32)
+    return jax.vmap(lambda e: permutation(jr.fold_in(key, e), batch_size)[:n_used])(epochs)

@@ -120,7 +120,9 @@ class PPOMetrics(NamedTuple):
     """Per-update training metrics (when `track_metrics`).
 
     Per minibatch, with axes `(..., update_epochs, n_minibatches)` after the leading
-    `(n_eval_steps, updates_per_chunk)` of `train`:
+    `(n_eval_steps, updates_per_chunk)` of `train` (`update_epochs` the program's epoch
+    slots; a slot the run did not take, in a population member with fewer epochs than
+    its group, holds NaN):
 
     - `loss`: `(total, (value_loss, actor_loss, entropy))`, as in ARLBench.
     - `grads`: the global norm of the gradient (ARLBench keeps every gradient, which is
@@ -137,8 +139,10 @@ class PPOMetrics(NamedTuple):
     grad_var: Array
 
     def grad_info(self) -> tuple[Array, Array]:
-        """`(grad_norm, grad_var)` per update: the means over its epochs and minibatches."""
-        return self.grads.mean(axis=(-2, -1)), self.grad_var.mean(axis=(-2, -1))
+        """`(grad_norm, grad_var)` per update: the means over the epochs it took and
+        their minibatches."""
+        mean = lambda x: jnp.nanmean(x, axis=(-2, -1))
+        return mean(self.grads), mean(self.grad_var)
 
 
 class PPOTrainingResult(NamedTuple):

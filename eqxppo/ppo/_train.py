@@ -116,7 +116,7 @@ def train(
             eval_key,
             n_eval_episodes,
             deterministic=deterministic_eval,
-            normalize_observations=config.normalize_observations,
+            normalize_observations=runner_state.hparams.normalize_observations,
         )
         result = PPOTrainingResult(eval_rewards, trajectories, metrics)
         return runner_state._replace(rng=rng), result

@@ -48,14 +48,11 @@ def update_minibatch(
     unflatten: Callable[[Array], AbstractActorCritic],
     minibatch: Batch,
     hparams: PPOHyperparams,
-    *,
-    normalize_advantage: bool,
 ) -> tuple[FlatTrainState, StepStats]:
     """One gradient step on one minibatch."""
 
     def loss(params: Array) -> tuple[Array, tuple[Array, Array, Array]]:
-        network = unflatten(params)
-        return ppo_loss(network, minibatch, hparams, normalize_advantage=normalize_advantage)
+        return ppo_loss(unflatten(params), minibatch, hparams)
 
     (total, aux), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
     updates, opt_state = make_optimizer(hparams).update(grads, state.opt_state, state.params)
@@ -71,7 +68,6 @@ def update_epoch(
     hparams: PPOHyperparams,
     *,
     minibatch_size: int,
-    normalize_advantage: bool,
 ) -> tuple[FlatTrainState, StepStats]:
     """One epoch: take the batch in `permutation`'s order, step on each minibatch in turn.
 
@@ -84,12 +80,42 @@ def update_epoch(
         lambda x: x[permutation].reshape(n_minibatches, minibatch_size, *x.shape[1:]), batch
     )
     return jax.lax.scan(
-        lambda st, mb: update_minibatch(
-            st, unflatten, mb, hparams, normalize_advantage=normalize_advantage
-        ),
-        state,
-        minibatches,
+        lambda st, mb: update_minibatch(st, unflatten, mb, hparams), state, minibatches
     )
+
+
+def update_epochs(
+    state: FlatTrainState,
+    unflatten: Callable[[Array], AbstractActorCritic],
+    batch: Batch,
+    permutations: Int[Array, "epoch_slots n_used"],
+    hparams: PPOHyperparams,
+    *,
+    minibatch_size: int,
+) -> tuple[FlatTrainState, StepStats]:
+    """The epochs of one update: the first `hparams.update_epochs` of the slots run.
+
+    A slot past the run's epochs leaves the state as it is and reports NaN statistics.
+    For one run the skip is a real branch; under a population's `vmap` the branch
+    becomes a select, so a member with fewer epochs than its program's slots waits
+    for the others (the work `plan_groups` weighs against a compilation).
+    """
+
+    def run(st: FlatTrainState, permutation: Array) -> tuple[FlatTrainState, StepStats]:
+        return update_epoch(
+            st, unflatten, batch, permutation, hparams, minibatch_size=minibatch_size
+        )
+
+    def skip(st: FlatTrainState, permutation: Array) -> tuple[FlatTrainState, StepStats]:
+        shapes = jax.eval_shape(run, st, permutation)[1]
+        return st, jtu.tree_map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
+
+    def slot(st: FlatTrainState, inputs: tuple[Array, Array]) -> tuple[FlatTrainState, StepStats]:
+        epoch, permutation = inputs
+        return jax.lax.cond(epoch < hparams.update_epochs, run, skip, st, permutation)
+
+    slots = jnp.arange(permutations.shape[0])
+    return jax.lax.scan(slot, state, (slots, permutations))
 
 
 def _flatten(x: Array) -> Array:
@@ -113,7 +139,8 @@ def update_step(
 
     Rollout with the current policy; values of the visited and of the reached
     observations in one critic pass; GAE; observation statistics updated (when
-    `normalize_observations`); `update_epochs` epochs of minibatch steps.
+    `hparams.normalize_observations`); `hparams.update_epochs` epochs of minibatch steps
+    (at most the program's `config.update_epochs` slots).
 
     Divergence guard: if any loss or any new parameter is not finite, the update is
     thrown away (network and optimizer state stay as they were) and
@@ -123,7 +150,7 @@ def update_step(
     rng, rollout_key, epochs_key = jr.split(runner_state.rng, 3)
     train_state, hparams = runner_state.train_state, runner_state.hparams
     network, normalizer = train_state.network, runner_state.normalizer_state
-    norm_obs = config.normalize_observations
+    norm_obs = hparams.normalize_observations
 
     (env_state, obs), rollout = collect_rollout(
         network, normalizer, env, runner_state.env_state, runner_state.obs,
@@ -140,8 +167,11 @@ def update_step(
         rollout.step.truncated, hparams.gamma, hparams.gae_lambda,
     )  # fmt: skip
 
-    if norm_obs:
-        normalizer = update_normalizer(normalizer, rollout.obs)
+    normalizer = jtu.tree_map(
+        lambda new, old: jnp.where(norm_obs, new, old),
+        update_normalizer(normalizer, rollout.obs),
+        normalizer,
+    )
     batch = Batch(
         obs=_flatten(maybe_normalize(normalizer, rollout.obs, norm_obs)),
         action=_flatten(rollout.action),
@@ -159,16 +189,14 @@ def update_step(
     flat_params, unflatten = flatten_network(train_state.network)
     flat_opt_state, unflatten_opt_state = flatten_opt_state(train_state.opt_state, network)
     state = FlatTrainState(flat_params, flat_opt_state, train_state.step)
-    state, stats = jax.lax.scan(
-        lambda st, permutation: update_epoch(
-            st, unflatten, batch, permutation, hparams, minibatch_size=minibatch_size,
-            normalize_advantage=config.normalize_advantage,
-        ),
-        state,
-        permutations,
-    )  # fmt: skip
+    state, stats = update_epochs(
+        state, unflatten, batch, permutations, hparams, minibatch_size=minibatch_size
+    )
 
-    finite = _all_finite(stats.loss) & _all_finite(state.params)
+    # Skipped epoch slots report NaN on purpose; only the epochs that ran are checked.
+    ran = jnp.arange(config.update_epochs) < hparams.update_epochs
+    losses = jtu.tree_map(lambda x: jnp.where(ran[:, None], x, 0.0), stats.loss)
+    finite = _all_finite(losses) & _all_finite(state.params)
     keep = finite & ~runner_state.diverged
     new_train_state = PPOTrainState(
         unflatten(state.params), unflatten_opt_state(state.opt_state), state.step

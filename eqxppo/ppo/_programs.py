@@ -1,0 +1,41 @@
+"""Compile several programs at once, ahead of running them.
+
+XLA releases the GIL while it compiles, so compilations started from a thread pool
+run side by side; tracing and lowering stay serial in Python, and are the part that
+does not scale. A program compiled here is called directly afterwards, never again
+through `jit`'s dispatch, so it cannot be compiled twice.
+"""
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+
+def default_workers() -> int:
+    """Threads for parallel compilation: the CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def compile_all(lowerings: Sequence[Callable[[], Any]], workers: int | None = None) -> list[Any]:
+    """Call `lower().compile()` for each lowering thunk, `workers` at a time.
+
+    **Arguments:**
+
+    - `lowerings`: thunks returning a lowered program (`eqx.filter_jit(f).lower(...)`).
+    - `workers`: threads; default `default_workers()`. One compiles in this thread.
+
+    **Returns:**
+
+    The compiled programs, in the order of `lowerings`.
+    """
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"`workers` must be >= 1, got {workers}.")
+    if workers == 1 or len(lowerings) <= 1:
+        return [lower().compile() for lower in lowerings]
+    with ThreadPoolExecutor(max_workers=min(workers, len(lowerings))) as pool:
+        return list(pool.map(lambda lower: lower().compile(), lowerings))
