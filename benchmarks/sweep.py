@@ -182,7 +182,8 @@ def table(name: str, rows: list[dict]) -> str:
     space, n_configs, n_seeds, timesteps = WORKLOADS[name]
     head = (f"{name}: {n_configs} configurations ({space} space, seed 0) x {n_seeds} seeds, "
             f"{ENV} {timesteps:,} steps\n\n| run | programs | compile s | train s | wall s | "
-            "mean final return | (a) / this |\n| --- | --- | --- | --- | --- | --- | --- |")  # fmt: skip
+            "mean final return | (a) / this |\n"
+            "| --- | --- | --- | --- | --- | --- | --- |")  # fmt: skip
     ref = rows[0]["wall_s"] if rows[0]["row"].startswith("(a)") else None
     lines = [head]
     for r in rows:

@@ -72,4 +72,3 @@ def test_a_population_over_two_processes_equals_the_single_process_one(tmp_path)
     weight = to_host(state.groups[0].train_state.network.actor.layers[0].weight)
     np.testing.assert_allclose(got["weight"], weight, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got["member"], weight[4], rtol=1e-5, atol=1e-6)
-
