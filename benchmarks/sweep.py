@@ -52,29 +52,10 @@ WORKLOADS = {
 }
 
 
-def ppo_cc_space(seed: int):
-    """ARLBench's `ppo_cc` search space (everything else at the defaults)."""
-    from ConfigSpace import Categorical, ConfigurationSpace, Float
-
-    space = ConfigurationSpace(seed=seed)
-    space.add([
-        Float("learning_rate", (1e-6, 0.1), log=True, default=3e-4),
-        Float("ent_coef", (0.0, 0.5), default=0.0),
-        Categorical("minibatch_size", [128, 256, 512], default=128),
-        Float("gae_lambda", (0.8, 0.9999), default=0.95),
-        Float("clip_eps", (0.0, 0.5), default=0.2),
-        Float("vf_clip_eps", (0.0, 0.5), default=0.2),
-        Categorical("normalize_advantage", [True, False], default=True),
-        Float("vf_coef", (0.0, 1.0), default=0.5),
-        Float("max_grad_norm", (0.0, 1.0), default=0.5),
-    ])  # fmt: skip
-    return space
-
-
 def sample(space_name: str, n: int) -> list[dict]:
-    from eqxppo import PPO
+    from eqxppo.configspaces import get_search_space
 
-    space = PPO.get_hpo_config_space(seed=0) if space_name == "full" else ppo_cc_space(0)
+    space = get_search_space(space_name, seed=0)
     plain = lambda v: v.item() if isinstance(v, np.generic) else v
     return [{k: plain(v) for k, v in dict(c).items()} for c in space.sample_configuration(n)]
 

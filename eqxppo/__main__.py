@@ -1,4 +1,4 @@
-"""The command line: `python -m eqxppo {train,evaluate,sweep} ...` (or `eqxppo ...`).
+"""The command line: `python -m eqxppo {train,evaluate,sweep,tune} ...` (or `eqxppo ...`).
 
 User errors (unknown hyperparameter, value out of range, unknown environment, missing
 directory, unreadable checkpoint, flags that conflict with a resumed run) exit with status
@@ -9,9 +9,11 @@ import argparse
 import sys
 from typing import Any
 
-from ._cli import UserError, evaluate_command, sweep_command, train_command
+from ._cli import UserError, evaluate_command, sweep_command, train_command, tune_command
 from ._cli._common import parse_value
 from ._compilation_cache import default_dir, enable_compilation_cache
+from .autorl import OPTIMIZERS
+from .configspaces import SEARCH_SPACES
 from .envs import SUPPORTED_FRAMEWORKS
 
 
@@ -101,6 +103,27 @@ def _parser() -> argparse.ArgumentParser:
                        help="retries of a failed task on the cluster (default 2)")  # fmt: skip
     _add_cache_flags(sweep)
     sweep.set_defaults(func=sweep_command)
+
+    tune = sub.add_parser("tune", help="an HPO loop (random, Optuna, SMAC) over populations")
+    tune.add_argument("--optimizer", default="random", choices=OPTIMIZERS,
+                      help="optuna and smac need eqxppo[autorl]")  # fmt: skip
+    tune.add_argument("--env", default="CartPole-v1")
+    tune.add_argument("--framework", default="gymnax", choices=SUPPORTED_FRAMEWORKS,
+                      help="a JAX-native one: gymnax, xland or brax")  # fmt: skip
+    tune.add_argument("--space", default="ppo_cc", choices=sorted(SEARCH_SPACES),
+                      help="ARLBench's classic-control space (default) or all 13")  # fmt: skip
+    tune.add_argument("--trials", type=int, required=True)
+    tune.add_argument("--batch", type=int, default=8, help="trials trained as one population")
+    tune.add_argument("--timesteps", type=int, default=100_000, help="a trial's full budget")
+    tune.add_argument("--seeds", type=int, default=1, help="seeds per trial")
+    tune.add_argument("--n-envs", type=int, default=8)
+    tune.add_argument("--eval-episodes", type=int, default=10)
+    tune.add_argument("--reports", type=int, default=1,
+                      help="evaluations per trial (Optuna prunes on them)")  # fmt: skip
+    tune.add_argument("--seed", type=int, default=0, help="optimizer seed and first run seed")
+    tune.add_argument("--out", required=True, metavar="DIR")
+    _add_cache_flags(tune)
+    tune.set_defaults(func=tune_command)
     return parser
 
 

@@ -12,7 +12,10 @@ from ._config import check_continuous as check_continuous
 from ._config import hpo_config_to_dict as hpo_config_to_dict
 from ._config import parse_hpo_config as parse_hpo_config
 from ._config import parse_nas_config as parse_nas_config
+from ._hpo import SEARCH_SPACES as SEARCH_SPACES
 from ._hpo import get_default_hpo_config as get_default_hpo_config
 from ._hpo import get_hpo_config_space as get_hpo_config_space
+from ._hpo import get_ppo_cc_config_space as get_ppo_cc_config_space
+from ._hpo import get_search_space as get_search_space
 from ._nas import get_default_nas_config as get_default_nas_config
 from ._nas import get_nas_config_space as get_nas_config_space

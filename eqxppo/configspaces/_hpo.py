@@ -40,3 +40,38 @@ def get_hpo_config_space(seed: int | None = None) -> ConfigurationSpace:
 def get_default_hpo_config() -> Configuration:
     """Return ARLBench's default PPO hyperparameter configuration."""
     return get_hpo_config_space().get_default_configuration()
+
+
+def get_ppo_cc_config_space(seed: int | None = None) -> ConfigurationSpace:
+    """ARLBench's classic-control PPO search space (`ppo_cc`), 9 hyperparameters.
+
+    The others stay at the defaults; its only static choice is `minibatch_size` (and
+    `normalize_advantage`, which eqxppo traces), so a batch from it compiles at most
+    three programs.
+    """
+    return ConfigurationSpace(
+        name="PPOClassicControlSpace",
+        seed=seed,
+        space={
+            "learning_rate": Float("learning_rate", (1e-6, 0.1), default=3e-4, log=True),
+            "ent_coef": Float("ent_coef", (0.0, 0.5), default=0.0),
+            "minibatch_size": Categorical("minibatch_size", [128, 256, 512], default=128),
+            "gae_lambda": Float("gae_lambda", (0.8, 0.9999), default=0.95),
+            "clip_eps": Float("clip_eps", (0.0, 0.5), default=0.2),
+            "vf_clip_eps": Float("vf_clip_eps", (0.0, 0.5), default=0.2),
+            "normalize_advantage": Categorical("normalize_advantage", [True, False], default=True),
+            "vf_coef": Float("vf_coef", (0.0, 1.0), default=0.5),
+            "max_grad_norm": Float("max_grad_norm", (0.0, 1.0), default=0.5),
+        },
+    )
+
+
+SEARCH_SPACES = {"full": get_hpo_config_space, "ppo_cc": get_ppo_cc_config_space}
+
+
+def get_search_space(name: str, seed: int | None = None) -> ConfigurationSpace:
+    """A named PPO search space: `"full"` (all 13) or `"ppo_cc"` (ARLBench's classic
+    control space). Raises `ValueError` for another name, listing these."""
+    if name not in SEARCH_SPACES:
+        raise ValueError(f"Unknown search space {name!r}; known: {sorted(SEARCH_SPACES)}.")
+    return SEARCH_SPACES[name](seed)

@@ -34,7 +34,7 @@ from ..envs import AbstractEnvironment
 from ._pbt import exploit_and_explore
 from ._plan import GroupingCost, plan_groups
 from ._population import init_population, train_population
-from ._programs import compile_all
+from ._programs import PROGRAMS, compile_all, signature
 from ._sharding import member_mesh, pad_members, padded_size, shard_members, to_host
 from ._spec import AgentSpec
 from ._state import PPORunnerState, PPOState, PPOTrainingResult
@@ -132,8 +132,6 @@ class Population:
             for g in planned
         )
         self.compile_workers = compile_workers
-        # Compiled train programs by (group, train options); see `compile`.
-        self._programs: dict[tuple[int, tuple[Any, ...]], Any] = {}
         order = np.concatenate([g.members for g in self.groups])
         self._inverse = None if np.all(order == np.arange(len(order))) else np.argsort(order)
 
@@ -204,12 +202,21 @@ class Population:
         **Returns:**
 
         One callable per group, `runner_states -> (runner_states, result)`, with results
-        cut to the group's real members.
+        cut to the group's real members. Programs are shared by every population of the
+        process: one built again with the same structure (the next step of an AutoRL
+        loop) compiles nothing.
         """
         self._check_state(state)
         options = self.spec.train_options(n_total_timesteps, n_eval_steps, n_eval_episodes)
-        signature = tuple(sorted((k, v) for k, v in options.items() if not _is_env(v)))
-        missing = [g for g in range(len(self.groups)) if (g, signature) not in self._programs]
+        # The environments are compared by identity (one spec, one object); everything
+        # else by value, the state by structure, shapes and placement.
+        plain = tuple(sorted((k, v) for k, v in options.items() if not _is_env(v)))
+        envs = (id(self.spec.env), id(self.spec.eval_env))
+        keys = [
+            ("train_population", envs, group.config, plain, signature(runner_states))
+            for group, runner_states in zip(self.groups, state.groups)
+        ]
+        missing = [g for g, key in enumerate(keys) if PROGRAMS.get(key) is None]
         lowerings = [
             functools.partial(
                 train_population.lower,
@@ -218,7 +225,7 @@ class Population:
             for g in missing
         ]  # fmt: skip
         for g, program in zip(missing, compile_all(lowerings, self.compile_workers)):
-            self._programs[(g, signature)] = program
+            PROGRAMS.put(keys[g], program, keep_alive=(self.spec.env, self.spec.eval_env))
 
         def run(g: int, program: Any) -> Any:
             n = len(self.groups[g].members)
@@ -231,7 +238,27 @@ class Population:
 
             return call
 
-        return [run(g, self._programs[(g, signature)]) for g in range(len(self.groups))]
+        return [run(g, PROGRAMS.get(key)) for g, key in enumerate(keys)]
+
+    def state_from_members(self, runner_states: Sequence[PPORunnerState]) -> PopulationState:
+        """A state in which member `m` continues from `runner_states[m]` (one agent's
+        runner state each: network, optimizer, statistics, environments, key, steps)
+        with this population's hyperparameters.
+
+        What an AutoRL loop needs when a step changes the members' static structure:
+        the groups change, the learned states carry over (their shapes do not depend on
+        the static structure).
+        """
+        if len(runner_states) != self.n_members:
+            raise ValueError(f"Expected {self.n_members} member states, got {len(runner_states)}.")
+        groups = []
+        for group in self.groups:
+            rows = [runner_states[m]._replace(hparams=self._hparams[m]) for m in group.members]
+            arrays = _stack([eqx.filter(r, eqx.is_array) for r in rows])
+            stacked = eqx.combine(arrays, eqx.filter(rows[0], eqx.is_array, inverse=True))
+            stacked = shard_members(pad_members(stacked, group.n_padded), self.mesh)
+            groups.append(stacked)
+        return PopulationState(tuple(groups))
 
     def _in_member_order(self, per_group: list[Any]) -> Any:
         if len(per_group) == 1 and self._inverse is None:

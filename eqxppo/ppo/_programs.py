@@ -7,9 +7,13 @@ through `jit`'s dispatch, so it cannot be compiled twice.
 """
 
 import os
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import equinox as eqx
+import jax
 
 
 def default_workers() -> int:
@@ -39,3 +43,38 @@ def compile_all(lowerings: Sequence[Callable[[], Any]], workers: int | None = No
         return [lower().compile() for lower in lowerings]
     with ThreadPoolExecutor(max_workers=min(workers, len(lowerings))) as pool:
         return list(pool.map(lambda lower: lower().compile(), lowerings))
+
+
+def signature(tree: Any) -> Hashable:
+    """What a compiled program fixes about its input `tree`: the structure (static
+    fields included) and each array leaf's shape, dtype and placement."""
+    arrays, static = eqx.partition(tree, eqx.is_array)
+    leaves, treedef = jax.tree.flatten(arrays)
+    avals = tuple((x.shape, x.dtype, getattr(x, "sharding", None)) for x in leaves)
+    return treedef, jax.tree.structure(static), avals
+
+
+class ProgramCache:
+    """Compiled programs by key, shared by every population of the process (as `jit`'s
+    own cache is): a structure compiled once is never compiled again here, whichever
+    `Population` asks. Values keep what their key refers to by identity alive."""
+
+    def __init__(self) -> None:
+        self._programs: dict[Hashable, tuple[Any, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any | None:
+        with self._lock:
+            found = self._programs.get(key)
+        return None if found is None else found[0]
+
+    def put(self, key: Hashable, program: Any, keep_alive: Any = None) -> None:
+        with self._lock:
+            self._programs[key] = (program, keep_alive)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._programs.clear()
+
+
+PROGRAMS = ProgramCache()

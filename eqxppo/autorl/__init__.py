@@ -1,0 +1,21 @@
+"""The AutoRL loop on eqxppo: ARLBench's `AutoRLEnv` interface (one agent), the same
+environment for populations, ask-and-tell adapters for random search, Optuna and SMAC3,
+and `tune`, the batch HPO loop that logs and resumes. Optuna and SMAC are the
+`eqxppo[autorl]` extra."""
+
+from ._config import DEFAULT_AUTO_RL_CONFIG as DEFAULT_AUTO_RL_CONFIG
+from ._config import OBJECTIVES as OBJECTIVES
+from ._env import AutoRLEnv as AutoRLEnv
+from ._optimizers import OPTIMIZERS as OPTIMIZERS
+from ._optimizers import Ask as Ask
+from ._optimizers import OptunaSearch as OptunaSearch
+from ._optimizers import RandomSearch as RandomSearch
+from ._optimizers import SMACSearch as SMACSearch
+from ._optimizers import make_optimizer as make_optimizer
+from ._population_env import AutoRLPopulationEnv as AutoRLPopulationEnv
+from ._spaces import to_gymnasium as to_gymnasium
+from ._spaces import to_optuna as to_optuna
+from ._tune import Trial as Trial
+from ._tune import incumbent as incumbent
+from ._tune import read_trials as read_trials
+from ._tune import tune as tune
