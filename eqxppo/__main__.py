@@ -11,7 +11,7 @@ from typing import Any
 
 from ._cli import UserError, evaluate_command, sweep_command, train_command, tune_command
 from ._cli._common import parse_value
-from ._compilation_cache import default_dir, enable_compilation_cache
+from ._compilation_cache import compilation_cache, default_dir
 from .autorl import OPTIMIZERS
 from .configspaces import SEARCH_SPACES
 from .envs import SUPPORTED_FRAMEWORKS
@@ -130,15 +130,16 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m eqxppo` and the `eqxppo` script."""
     args = _parser().parse_args(argv)
-    if not args.no_compilation_cache:
-        # Every program, even a small one: a sweep's trials and a resumed run then
-        # start from what the earlier processes compiled.
-        enable_compilation_cache(args.compilation_cache, min_compile_seconds=0.0)
-    try:
-        return args.func(args)
-    except UserError as error:  # the user's mistake: one line, no traceback
-        print(f"eqxppo: error: {error}", file=sys.stderr)
-        return 2
+    # Every program, even a small one: a sweep's trials and a resumed run then start
+    # from what the earlier processes compiled. Restored afterwards, for callers that
+    # run `main` inside their own process.
+    folder = None if args.no_compilation_cache else args.compilation_cache or default_dir()
+    with compilation_cache(folder, min_compile_seconds=0.0):
+        try:
+            return args.func(args)
+        except UserError as error:  # the user's mistake: one line, no traceback
+            print(f"eqxppo: error: {error}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

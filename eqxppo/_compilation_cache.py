@@ -82,6 +82,27 @@ def disable_compilation_cache() -> None:
     compilation_cache.reset_cache()
 
 
+@contextlib.contextmanager
+def compilation_cache(
+    path: str | os.PathLike | None, *, min_compile_seconds: float = 1.0
+) -> Iterator[Path | None]:
+    """The persistent cache at `path` inside the block (`None`: off), then as before."""
+    previous = jax.config.jax_compilation_cache_dir  # pyright: ignore[reportAttributeAccessIssue]
+    previous_min = jax.config.jax_persistent_cache_min_compile_time_secs  # pyright: ignore[reportAttributeAccessIssue]
+    if path is None:
+        disable_compilation_cache()
+        folder = None
+    else:
+        folder = enable_compilation_cache(path, min_compile_seconds=min_compile_seconds)
+    try:
+        yield folder
+    finally:
+        if previous is None:
+            disable_compilation_cache()
+        else:
+            enable_compilation_cache(previous, min_compile_seconds=previous_min)
+
+
 class CacheStats:
     """Cache lookups and hits counted inside a `cache_stats()` block."""
 

@@ -14,7 +14,6 @@ import pytest
 from conftest import count_compiles
 
 from eqxppo.autorl import AutoRLEnv, AutoRLPopulationEnv, incumbent, read_trials, tune
-from eqxppo.configspaces import get_search_space
 
 
 SMALL = {"n_steps": 16, "minibatch_size": 32, "update_epochs": 2}
@@ -156,8 +155,17 @@ def test_unknown_keys_warn_and_emissions_name_their_extra(monkeypatch):
         AutoRLEnv({**CONFIG, "algorithm": "dqn"})
 
 
+def _small_space():
+    """Two continuous hyperparameters: one static structure, so one program for all."""
+    from ConfigSpace import ConfigurationSpace, Float
+
+    space = ConfigurationSpace(seed=0)
+    space.add([Float("learning_rate", (1e-4, 1e-2), log=True), Float("ent_coef", (0.0, 0.1))])
+    return space
+
+
 TUNE = {
-    "space": get_search_space("ppo_cc", seed=0),
+    "space": _small_space(),
     "env_config": {"n_envs": 2, "n_eval_episodes": 2, "nas_config": {"hidden_size": 8}},
     "timesteps": 512,
 }

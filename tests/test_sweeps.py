@@ -71,15 +71,15 @@ def test_a_failing_task_is_reported_the_others_kept_and_a_rerun_trains_only_it(t
     tasks = sweep_tasks(CONFIGS, **TASK_ARGS)
     broken = tasks[1]._replace(env_args={**TASK_ARGS["env_args"], "env_name": "NoSuchEnv-v0"})
     results, failed = run_on_dask([tasks[0], broken], tmp_path, workers=1, retries=1)
-    assert [r.index for r in results] == [0]
-    assert [f.task.index for f in failed] == [1] and "NoSuchEnv-v0" in failed[0].error
+    assert [r.number for r in results] == [0]
+    assert [f.task.number for f in failed] == [1] and "NoSuchEnv-v0" in failed[0].error
     assert task_path(tmp_path, 0).exists() and not task_path(tmp_path, 1).exists()
 
     first = task_path(tmp_path, 0).read_text()
     arrived = []
     results, failed = run_on_dask(tasks, tmp_path, workers=1, on_result=arrived.append)
-    assert not failed and [r.index for r in results] == [0, 1]
-    assert [r.index for r in arrived] == [1]  # task 0 was finished: not run again
+    assert not failed and [r.number for r in results] == [0, 1]
+    assert [r.number for r in arrived] == [1]  # task 0 was finished: not run again
     assert task_path(tmp_path, 0).read_text() == first
 
 

@@ -92,6 +92,11 @@ def _in_process(task: SweepTask) -> TaskResult:
             bar.close()
 
 
+def _tick(bar: Any) -> None:
+    if bar is not None:
+        bar.update(1)
+
+
 def _on_cluster(args: argparse.Namespace, tasks: list[SweepTask], out: Path) -> tuple[
     list[TaskResult], list[FailedTask]
 ]:  # fmt: skip
@@ -109,7 +114,7 @@ def _on_cluster(args: argparse.Namespace, tasks: list[SweepTask], out: Path) -> 
         return run_on_dask(
             tasks, out, address=args.address, workers=args.workers, retries=args.retries,
             compilation_cache=cache,
-            on_result=lambda _: bar.update(1) if bar is not None else None,
+            on_result=lambda _: _tick(bar),
         )  # fmt: skip
     finally:
         if bar is not None:
@@ -154,7 +159,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     else:
         results, failed = [_in_process(tasks[0])], []
     for failure in failed:
-        print(f"eqxppo: task {failure.task.index} (configurations {list(failure.task.configs)}) "
+        print(f"eqxppo: task {failure.task.number} (configurations {list(failure.task.configs)}) "
               f"failed: {failure.error}", file=sys.stderr)  # fmt: skip
     if not results:
         return 1

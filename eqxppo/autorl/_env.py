@@ -119,8 +119,8 @@ class AutoRLEnv(gymnasium.Env):
         self._algorithm_state = None
         return {}, {}
 
-    def step(
-        self,
+    def step(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self,  # (objectives come back as a dict, as ARLBench's do, not a float reward)
         action: Configuration | Mapping[str, Any],
         checkpoint_path: str | None = None,
         n_total_timesteps: int | float | None = None,

@@ -124,7 +124,7 @@ class _Batch:
             for i, ask in enumerate(asks):
                 if not pruned[i] and r < self.reports - 1:
                     pruned[i] = report(ask, float(values[i]), r)
-        diverged = pop.diverged(state).reshape(len(asks), n_seeds).any(-1)
+        diverged = np.any(np.reshape(pop.diverged(state), (len(asks), n_seeds)), axis=-1)
         seconds = time.perf_counter() - start
         results = []
         for i, ask in enumerate(asks):

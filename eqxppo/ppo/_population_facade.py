@@ -11,7 +11,7 @@ member when the device count does not divide it). Results come back in member or
 
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import equinox as eqx
 import jax
@@ -219,7 +219,7 @@ class Population:
         missing = [g for g, key in enumerate(keys) if PROGRAMS.get(key) is None]
         lowerings = [
             functools.partial(
-                train_population.lower,
+                cast(Any, train_population).lower,  # eqx.filter_jit's AOT entry
                 state.groups[g], self.spec.env, self.groups[g].config, **options,
             )
             for g in missing

@@ -62,7 +62,7 @@ def shard_members(tree: T, mesh: Mesh) -> T:
 
 
 def _global(x: Any, sharding: NamedSharding) -> Any:
-    is_key = jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+    is_key = jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
     host = np.asarray(jax.random.key_data(x) if is_key else x)
     out = jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
     return jax.random.wrap_key_data(out, impl=jax.random.key_impl(x)) if is_key else out
@@ -73,7 +73,7 @@ def to_host(tree: T) -> T:
     process when the member axis spans several)."""
 
     def gather(x: Any) -> Any:
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
             return jax.random.wrap_key_data(
                 gather(jax.random.key_data(x)), impl=jax.random.key_impl(x)
             )

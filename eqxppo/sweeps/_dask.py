@@ -3,7 +3,7 @@
 Dask is the engine: it places tasks on workers, retries a task whose worker died or
 whose attempt raised (`retries`), and hands results back. eqxppo adds only the
 bookkeeping a sweep needs: each finished task's result is written to
-`out_dir/tasks/<index>.json` as it arrives, tasks already written are not run again
+`out_dir/tasks/<number>.json` as it arrives, tasks already written are not run again
 (a killed sweep restarted on the same folder loses no finished group), and a task that
 fails after its retries is reported with its error while the others go on.
 
@@ -31,13 +31,13 @@ class FailedTask(NamedTuple):
     error: str
 
 
-def task_path(out_dir: str | os.PathLike, index: int) -> Path:
-    """Where task `index`'s result lives: `out_dir/tasks/<index>.json`."""
-    return Path(out_dir) / "tasks" / f"{index}.json"
+def task_path(out_dir: str | os.PathLike, number: int) -> Path:
+    """Where task `number`'s result lives: `out_dir/tasks/<number>.json`."""
+    return Path(out_dir) / "tasks" / f"{number}.json"
 
 
 def _write_result(out_dir: str | os.PathLike, result: TaskResult) -> None:
-    path = task_path(out_dir, result.index)
+    path = task_path(out_dir, result.number)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(result.to_json())
@@ -47,14 +47,14 @@ def _write_result(out_dir: str | os.PathLike, result: TaskResult) -> None:
 def finished_results(
     out_dir: str | os.PathLike, tasks: Sequence[SweepTask]
 ) -> dict[int, TaskResult]:
-    """The results already written for `tasks` (by index)."""
+    """The results already written for `tasks` (by task number)."""
     done = {}
     for task in tasks:
-        path = task_path(out_dir, task.index)
+        path = task_path(out_dir, task.number)
         if path.exists():
             result = TaskResult.from_json(path.read_text())
             if result.configs == task.configs:
-                done[task.index] = result
+                done[task.number] = result
     return done
 
 
@@ -86,7 +86,7 @@ def run_on_dask(
     **Returns:**
 
     `(results, failed)`: the results of all tasks that finished (earlier runs included),
-    ordered by index, and the tasks that failed after their retries.
+    ordered by task number, and the tasks that failed after their retries.
 
     **Raises:**
 
@@ -94,7 +94,7 @@ def run_on_dask(
     """
     distributed = require("dask.distributed", "dask", what="A sweep on a Dask cluster")
     done = finished_results(out_dir, tasks)
-    todo = [task for task in tasks if task.index not in done]
+    todo = [task for task in tasks if task.number not in done]
     failed: list[FailedTask] = []
     cache = None if compilation_cache is None else str(compilation_cache)
     if todo:
@@ -102,7 +102,7 @@ def run_on_dask(
             futures = {
                 client.submit(
                     run_task, task, str(out_dir), compilation_cache=cache,
-                    retries=retries, pure=False, key=f"eqxppo-task-{task.index}-{os.getpid()}",
+                    retries=retries, pure=False, key=f"eqxppo-task-{task.number}-{os.getpid()}",
                 ): task
                 for task in todo
             }  # fmt: skip
@@ -114,10 +114,10 @@ def run_on_dask(
                     failed.append(FailedTask(task, f"{type(error).__name__}: {error}"))
                     continue
                 _write_result(out_dir, result)
-                done[result.index] = result
+                done[result.number] = result
                 if on_result is not None:
                     on_result(result)
-    return [done[i] for i in sorted(done)], sorted(failed, key=lambda f: f.task.index)
+    return [done[i] for i in sorted(done)], sorted(failed, key=lambda f: f.task.number)
 
 
 class _client:

@@ -26,9 +26,10 @@ from ..ppo import PPO, plan_groups, save
 
 
 class SweepTask(NamedTuple):
-    """What one worker trains: configurations `configs` (indices into the sweep) x seeds."""
+    """What one worker trains: configurations `configs` (indices into the sweep) x seeds;
+    `number` is the task's place in the sweep."""
 
-    index: int
+    number: int
     configs: tuple[int, ...]
     hpo_configs: tuple[dict[str, Any], ...]
     seeds: tuple[int, ...]
@@ -44,7 +45,7 @@ class TaskResult(NamedTuple):
     """A finished task: mean eval return per configuration (over seeds) and chunk, each
     member's final return, and where the time went."""
 
-    index: int
+    number: int
     configs: tuple[int, ...]
     curves: list[list[float]]  # (len(configs), chunks)
     final_returns: list[list[float]]  # (len(configs), n_seeds)
@@ -93,7 +94,7 @@ def sweep_tasks(
         parts = [tuple(range(len(hpo_configs)))]
     return [
         SweepTask(
-            index=t,
+            number=t,
             configs=tuple(part),
             hpo_configs=tuple(dict(hpo_configs[i]) for i in part),
             seeds=tuple(int(s) for s in seeds),
@@ -164,7 +165,7 @@ def run_task(
             agent = PPO.from_population(pop, m, state)
             save(folder / f"config_{i}_seed_{seed}.eqx", agent, pop.member(state, m))
     return TaskResult(
-        index=task.index,
+        number=task.number,
         configs=task.configs,
         curves=np.stack(curves, axis=1).round(3).tolist(),
         final_returns=finals.round(3).tolist(),
