@@ -171,6 +171,7 @@ TUNE = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("optimizer", ["optuna", "smac"])
 def test_an_optimizer_run_tells_every_trial_and_its_best_was_evaluated(tmp_path, optimizer):
     pytest.importorskip(optimizer, reason="needs the autorl extra: pip install 'eqxppo[autorl]'")
@@ -183,6 +184,7 @@ def test_an_optimizer_run_tells_every_trial_and_its_best_was_evaluated(tmp_path,
     assert read_trials(tmp_path / "trials.jsonl") == trials
 
 
+@pytest.mark.e2e
 def test_a_killed_tune_resumes_without_losing_a_finished_trial(tmp_path):
     out = tmp_path / "tune"
     cmd = [sys.executable, "-m", "eqxppo", "tune", "--optimizer", "random", "--trials", "6",

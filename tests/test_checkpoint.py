@@ -61,6 +61,7 @@ _RESUME = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e
 def test_resume_in_a_new_process_is_bitwise_identical(agent, half, tmp_path):
     full, full_result = agent.train(*agent.init(jr.key(0)), **{**HALF, "n_total_timesteps": 512,
                                                               "n_eval_steps": 2})  # fmt: skip

@@ -67,6 +67,7 @@ _RUN = [sys.executable, "-m", "eqxppo", "train", "--timesteps", "19200", "--n-en
         "minibatch_size=64", "--set", "update_epochs=1", "--set", "hidden_size=8"]  # fmt: skip
 
 
+@pytest.mark.e2e
 def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(tmp_path):
     interrupted = tmp_path / "interrupted"
     proc = subprocess.Popen([*_RUN, "--out", str(interrupted)], stdout=subprocess.PIPE,
@@ -136,6 +137,7 @@ def test_user_errors_exit_2_with_one_line(args, needle, tmp_path, monkeypatch, c
     assert needle in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.e2e
 def test_the_console_entry_point_prints_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "eqxppo", "train", "--set", "gamma=2"],
                           capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
@@ -174,6 +176,7 @@ def test_resume_accepts_the_runs_own_flags_and_names_conflicting_ones(tmp_path, 
     assert "n-envs" not in err and "update_epochs" not in err  # those agree
 
 
+@pytest.mark.e2e
 def test_an_internal_error_keeps_its_traceback_and_is_not_status_2(tmp_path):
     # A ValueError from inside training is a bug, not a user mistake.
     code = textwrap.dedent("""

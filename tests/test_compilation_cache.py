@@ -69,6 +69,7 @@ def test_enable_and_disable_in_one_process(tmp_path):
     assert jax.config.jax_compilation_cache_dir is None  # pyright: ignore[reportAttributeAccessIssue]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("flag", [[], ["--no-compilation-cache"]])
 def test_the_command_line_uses_the_cache_unless_told_not_to(tmp_path, flag):
     cache = tmp_path / "cli-cache"

@@ -16,8 +16,8 @@ from eqxppo import PPO, make_env
 from eqxppo.ppo import exploit_and_explore
 
 
-# JAX APIs whose behaviour moves between releases: run on every line of the matrix.
-pytestmark = pytest.mark.compat
+# `compat` marks the tests of JAX APIs whose behaviour moves between releases (vmap,
+# sharding, compile counts, ahead-of-time compilation): every line of the matrix runs them.
 
 
 SMALL = {"n_steps": 16, "minibatch_size": 32, "update_epochs": 2}
@@ -48,6 +48,7 @@ def mixed(env):
     return configs, pop, state, trained, result
 
 
+@pytest.mark.compat
 def test_groups_follow_static_structure(mixed):
     _, pop, _, _, result = mixed
     assert pop.n_members == 6
@@ -57,6 +58,7 @@ def test_groups_follow_static_structure(mixed):
     assert result.eval_rewards.shape == (6, 2, 3)
 
 
+@pytest.mark.compat
 def test_members_match_single_runs_in_member_order(env, mixed):
     configs, pop, _, trained, result = mixed
     for member in (1, 2, 4):
@@ -94,6 +96,7 @@ def test_member_state_works_with_the_facade(env, mixed):
     assert int(state.runner_state.global_step) == 512
 
 
+@pytest.mark.compat
 def test_update_hparams_takes_effect_without_recompiling(mixed):
     _, pop, state, trained, _ = mixed
     lrs = np.geomspace(1e-4, 1e-2, pop.n_members).astype(np.float32)
@@ -165,6 +168,7 @@ def test_exploit_and_explore_copies_best_into_worst(env):
         exploit_and_explore(group, scores, jr.key(1), n_worst=3)
 
 
+@pytest.mark.compat
 def test_pbt_loop_compiles_only_in_the_first_round(env):
     pop = PPO.population(
         [{**SMALL, "learning_rate": lr} for lr in (1e-3, 3e-3, 1e-2, 3e-4)],
@@ -212,6 +216,7 @@ _SHARDED = textwrap.dedent(
 )
 
 
+@pytest.mark.compat
 def test_sharded_population_matches_unsharded():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     env.pop("JAX_PLATFORMS", None)
@@ -250,6 +255,7 @@ def test_one_diverging_member_does_not_spoil_the_others():
     np.testing.assert_array_equal(runs["diverges"][2], runs["sane"][2])
 
 
+@pytest.mark.compat
 def test_members_with_fewer_epochs_share_a_program_and_match_their_single_runs(env):
     # 1, 3 and 2 epochs in one program of 3 slots (a small budget makes merging pay).
     configs = [{**SMALL, "update_epochs": e, "learning_rate": 3e-3} for e in (1, 3, 2)]

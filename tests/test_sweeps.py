@@ -13,6 +13,8 @@ from eqxppo.sweeps import run_on_dask, run_task, sweep_tasks, task_path
 
 
 pytest.importorskip("dask.distributed", reason="needs the dask extra: pip install 'eqxppo[dask]'")
+# Worker processes and command lines: the newest line runs them (see noxfile.py).
+pytestmark = pytest.mark.e2e
 
 # Two values of n_steps, so the sweep has two compiled groups (two tasks).
 CONFIGS = [
@@ -27,6 +29,16 @@ TASK_ARGS = {
     "chunks": 2,
     "eval_episodes": 2,
 }
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One real local cluster (two worker processes) for the library-level tests."""
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as c:  # fmt: skip
+        yield c
 
 
 def _csv(path):
@@ -67,17 +79,17 @@ def test_the_command_line_sweep_on_a_local_cluster_matches_the_in_process_one(tm
     assert len(list((tmp_path / "cluster" / "checkpoints").glob("*.eqx"))) == 3 * 2
 
 
-def test_a_failing_task_is_reported_the_others_kept_and_a_rerun_trains_only_it(tmp_path):
+def test_a_failing_task_is_reported_the_others_kept_and_a_rerun_trains_only_it(tmp_path, client):
     tasks = sweep_tasks(CONFIGS, **TASK_ARGS)
     broken = tasks[1]._replace(env_args={**TASK_ARGS["env_args"], "env_name": "NoSuchEnv-v0"})
-    results, failed = run_on_dask([tasks[0], broken], tmp_path, workers=1, retries=1)
+    results, failed = run_on_dask([tasks[0], broken], tmp_path, client=client, retries=1)
     assert [r.number for r in results] == [0]
     assert [f.task.number for f in failed] == [1] and "NoSuchEnv-v0" in failed[0].error
     assert task_path(tmp_path, 0).exists() and not task_path(tmp_path, 1).exists()
 
     first = task_path(tmp_path, 0).read_text()
     arrived = []
-    results, failed = run_on_dask(tasks, tmp_path, workers=1, on_result=arrived.append)
+    results, failed = run_on_dask(tasks, tmp_path, client=client, on_result=arrived.append)
     assert not failed and [r.number for r in results] == [0, 1]
     assert [r.number for r in arrived] == [1]  # task 0 was finished: not run again
     assert task_path(tmp_path, 0).read_text() == first
@@ -89,3 +101,29 @@ def test_a_missing_dask_names_the_extra(tmp_path, monkeypatch, capsys):
                  "--workers", "1", "--out", str(tmp_path)])  # fmt: skip
     assert code == 2
     assert "pip install 'eqxppo[dask]'" in capsys.readouterr().err
+
+
+def test_a_task_whose_worker_is_killed_is_run_again(tmp_path, client):
+    import os
+    import threading
+    import time
+
+    tasks = sweep_tasks(CONFIGS[:1], **TASK_ARGS)
+    out = {}
+    runner = threading.Thread(
+        target=lambda: out.update(done=run_on_dask(tasks, tmp_path, client=client, retries=2))
+    )
+    runner.start()
+    deadline, busy = time.monotonic() + 120, []
+    while not busy and time.monotonic() < deadline:
+        busy = [w for w, keys in client.processing().items() if keys]
+        time.sleep(0.05)
+    assert busy, "the task never started"
+    try:  # the worker process dies mid-task; its nanny starts a new one
+        client.run(os._exit, 1, workers=busy)
+    except Exception:  # noqa: BLE001 (the call cannot return from a dead worker)
+        pass
+    runner.join(timeout=300)
+    results, failed = out["done"]
+    assert not failed and [r.number for r in results] == [0]
+    assert task_path(tmp_path, 0).exists()

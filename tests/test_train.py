@@ -13,8 +13,8 @@ from eqxppo.configspaces import parse_hpo_config, parse_nas_config
 from eqxppo.ppo import evaluate, init, predict, train
 
 
-# JAX APIs whose behaviour moves between releases: run on every line of the matrix.
-pytestmark = pytest.mark.compat
+# `compat` marks the tests of JAX APIs whose behaviour moves between releases (vmap,
+# sharding, compile counts, ahead-of-time compilation): every line of the matrix runs them.
 
 
 SMALL = {"n_steps": 16, "minibatch_size": 32, "update_epochs": 2}
@@ -40,6 +40,7 @@ def cartpole():
     return make_env("gymnax", "CartPole-v1", n_envs=4)
 
 
+@pytest.mark.compat
 def test_same_seed_same_bits_other_seed_differs(cartpole):
     a, ra = _run(jr.key(0), cartpole)
     b, rb = _run(jr.key(0), cartpole)
@@ -61,6 +62,7 @@ def test_budget_rounding_and_shapes(cartpole):
     assert int(state.train_state.step) == 2 * 3 * 2 * 2  # updates x epochs x minibatches
 
 
+@pytest.mark.compat
 def test_tracked_metrics_and_trajectories(cartpole):
     _, result = _run(jr.key(0), cartpole, track_metrics=True, track_trajectories=True)
     total, (v_loss, a_loss, entropy) = result.metrics.loss
@@ -72,6 +74,7 @@ def test_tracked_metrics_and_trajectories(cartpole):
     np.testing.assert_array_equal(traj.done, traj.terminated | traj.truncated)
 
 
+@pytest.mark.compat
 def test_continuous_hparams_recompile_nothing_and_take_effect(cartpole):
     config, hparams = parse_hpo_config(SMALL)
     state, _ = init(jr.key(0), cartpole, NET, hparams)
@@ -161,6 +164,7 @@ def test_predict_discrete_and_continuous(getkey):
             predict(state, jnp.ones((2, 5)), getkey(), env)
 
 
+@pytest.mark.compat
 def test_vmapped_init_and_train_over_seeds(cartpole):
     # A population of seeds under one vmap (the batched-QR trap of jax 0.10 on CPU).
     config, hparams = parse_hpo_config(SMALL)
@@ -197,6 +201,7 @@ DIVERGES = {"learning_rate": 0.1, "ent_coef": 0.5, "max_grad_norm": 0.0, "n_step
             "minibatch_size": 32}  # fmt: skip
 
 
+@pytest.mark.compat
 def test_a_diverging_run_is_reported_and_keeps_its_last_finite_network():
     env = make_env("gymnax", "Pendulum-v1", n_envs=4)
     config, hparams = parse_hpo_config(DIVERGES)

@@ -10,6 +10,7 @@ member when the device count does not divide it). Results come back in member or
 """
 
 import functools
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
@@ -63,6 +64,23 @@ def _is_env(value: Any) -> bool:
     return isinstance(value, AbstractEnvironment)
 
 
+def _env_key(env: AbstractEnvironment) -> Any:
+    """How compiled programs tell environments apart.
+
+    A pure-JAX environment (the only kind a population runs) is what `make_env` builds
+    from its arguments, and its arrays are the program's inputs, so two environments
+    built alike share programs (every step of an AutoRL loop, every task of a sweep
+    builds its own). Any other is its own object.
+    """
+    if env.vmappable:
+        try:
+            args = json.dumps(env.make_env_args(), sort_keys=True)
+        except (NotImplementedError, TypeError, ValueError):
+            return ("object", id(env))
+        return ("built", type(env).__module__, type(env).__qualname__, args)
+    return ("object", id(env))
+
+
 def _stack(trees: Sequence[Any]) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
@@ -81,7 +99,8 @@ class Population:
       that key, and members with the same seed share initial weights and environments.
     - `devices`: devices the member axis is sharded over; default `jax.devices()`.
     - `compile_workers`: threads that compile the groups' programs side by side before
-      the first `train` with a budget (`compile`); default: the usable CPU cores.
+      the first `train` with a budget (`compile`); default: half the usable CPU cores
+      (one XLA:CPU compilation keeps about two busy).
     - `planned_timesteps`: the budget the members will train for; with it, groups that
       differ only in `update_epochs` merge where `grouping_cost` says the masked epochs
       are cheaper than a compilation (`eqxppo.ppo.plan_groups`). `None`: one group per
@@ -132,6 +151,7 @@ class Population:
             for g in planned
         )
         self.compile_workers = compile_workers
+        self._env_keys = (_env_key(self.spec.env), _env_key(self.spec.eval_env))
         order = np.concatenate([g.members for g in self.groups])
         self._inverse = None if np.all(order == np.arange(len(order))) else np.argsort(order)
 
@@ -208,10 +228,10 @@ class Population:
         """
         self._check_state(state)
         options = self.spec.train_options(n_total_timesteps, n_eval_steps, n_eval_episodes)
-        # The environments are compared by identity (one spec, one object); everything
-        # else by value, the state by structure, shapes and placement.
+        # Everything by value: the options, the environments (by the arguments that
+        # rebuild them, see `_env_key`), the state by structure, shapes and placement.
         plain = tuple(sorted((k, v) for k, v in options.items() if not _is_env(v)))
-        envs = (id(self.spec.env), id(self.spec.eval_env))
+        envs = self._env_keys
         keys = [
             ("train_population", envs, group.config, plain, signature(runner_states))
             for group, runner_states in zip(self.groups, state.groups)

@@ -2,7 +2,8 @@
 
 XLA releases the GIL while it compiles, so compilations started from a thread pool
 run side by side; tracing and lowering stay serial in Python, and are the part that
-does not scale. A program compiled here is called directly afterwards, never again
+does not scale. One XLA:CPU compilation itself uses about two cores, so the pool pays on
+machines with more than two. A program compiled here is called directly afterwards, never again
 through `jit`'s dispatch, so it cannot be compiled twice.
 """
 
@@ -17,11 +18,17 @@ import jax
 
 
 def default_workers() -> int:
-    """Threads for parallel compilation: the CPU cores this process may use."""
+    """Threads for parallel compilation: half the CPU cores this process may use.
+
+    One XLA:CPU compilation already keeps about two cores busy: on a 2-core machine two
+    threads took as long as one (`benchmarks/parallel_compile.py`), so each thread is
+    given two cores.
+    """
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    return max(1, cores // 2)
 
 
 def compile_all(lowerings: Sequence[Callable[[], Any]], workers: int | None = None) -> list[Any]:

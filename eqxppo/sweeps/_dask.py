@@ -64,6 +64,7 @@ def run_on_dask(
     *,
     address: str | None = None,
     workers: int | None = None,
+    client: Any | None = None,
     retries: int = 2,
     compilation_cache: str | os.PathLike | None = None,
     on_result: Callable[[TaskResult], None] | None = None,
@@ -78,6 +79,7 @@ def run_on_dask(
     - `address`: a running scheduler (`"tcp://host:8786"`); default: a local cluster.
     - `workers`: worker processes of the local cluster (default: one per CPU core, each
       single-threaded; XLA uses the cores inside each).
+    - `client`: a `dask.distributed.Client` to use instead (left open afterwards).
     - `retries`: attempts after the first, for a task whose worker died or that raised.
     - `compilation_cache`: a folder every worker enables, so a retried task or a task of
       the same structure loads the program instead of compiling it.
@@ -98,7 +100,7 @@ def run_on_dask(
     failed: list[FailedTask] = []
     cache = None if compilation_cache is None else str(compilation_cache)
     if todo:
-        with _client(distributed, address, workers) as client:
+        with _client(distributed, address, workers, client) as client:
             futures = {
                 client.submit(
                     run_task, task, str(out_dir), compilation_cache=cache,
@@ -123,12 +125,16 @@ def run_on_dask(
 class _client:
     """A client of the cluster at `address`, or of a local cluster it starts and stops."""
 
-    def __init__(self, distributed: Any, address: str | None, workers: int | None) -> None:
+    def __init__(
+        self, distributed: Any, address: str | None, workers: int | None, client: Any
+    ) -> None:
         self.distributed, self.address, self.workers = distributed, address, workers
-        self.cluster = None
+        self.cluster, self.given = None, client
 
     def __enter__(self) -> Any:
-        if self.address is not None:
+        if self.given is not None:
+            self.client = self.given
+        elif self.address is not None:
             self.client = self.distributed.Client(self.address)
         else:
             n = self.workers or max(1, len(os.sched_getaffinity(0)))
@@ -139,6 +145,8 @@ class _client:
         return self.client
 
     def __exit__(self, *exc: Any) -> None:
+        if self.given is not None:
+            return
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
