@@ -52,8 +52,19 @@ ONE_AT_A_TIME = _COUNT + textwrap.dedent("""
     job = json.loads(sys.argv[1])
     if job["impl"] == "arlbench":
         from arlbench import AutoRLEnv
+        from ConfigSpace import CategoricalHyperparameter, Configuration, ConfigurationSpace
+
+        def action(config):
+            # ARLBench's step validates a dict against PPO's full space, whose minibatch
+            # sizes lack ppo_cc's 256 and 512; a Configuration passes through, as
+            # ARLBench's own ppo_cc runs pass theirs.
+            space = ConfigurationSpace()
+            for k, v in config.items():
+                space.add_hyperparameter(CategoricalHyperparameter(k, [v]))
+            return Configuration(space, values=config)
     else:
         from eqxppo.autorl import AutoRLEnv
+        action = lambda config: config
     start = time.perf_counter()
     env = AutoRLEnv({"algorithm": "ppo", "env_framework": "gymnax", "env_name": job["env"],
                      "n_envs": job["n_envs"], "n_total_timesteps": job["timesteps"],
@@ -64,7 +75,7 @@ ONE_AT_A_TIME = _COUNT + textwrap.dedent("""
         per_seed = []
         for seed in job["seeds"]:
             env.reset()
-            _, objectives, _, _, _ = env.step(config, seed=seed)
+            _, objectives, _, _, _ = env.step(action(config), seed=seed)
             per_seed.append(float(objectives["reward_mean"]))
         scores.append(float(np.mean(per_seed)))
     print(json.dumps({"trainings": len(job["configs"]) * len(job["seeds"]),
