@@ -122,9 +122,11 @@ EQXPPO_WORKER = _COUNT_COMPILES + textwrap.dedent("""
 """)
 
 
-def run(command: list[str], job: dict, env: dict | None = None) -> dict:
+def run(command: list[str], job: dict, env: dict | None = None, cwd: Path | None = None) -> dict:
+    # `python -c` puts the working directory first on sys.path: the baseline runs from
+    # its own worktree, or it would import this checkout's eqxppo.
     proc = subprocess.run(
-        [*command, json.dumps(job)], capture_output=True, text=True,
+        [*command, json.dumps(job)], capture_output=True, text=True, cwd=cwd or ROOT,
         env={**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})},
     )  # fmt: skip
     if proc.returncode != 0:
@@ -140,18 +142,22 @@ def baseline_tree() -> Path:
     return tree
 
 
-def workload(name: str, skip_arlbench: bool) -> list[dict]:
+def workload(name: str, skip_arlbench: bool, only: str | None = None) -> list[dict]:
     space, n_configs, n_seeds, timesteps = WORKLOADS[name]
     job = {"configs": sample(space, n_configs), "seeds": list(range(n_seeds)), "env": ENV,
            "n_envs": N_ENVS, "timesteps": timesteps, "eval": EVAL, "cache": None}  # fmt: skip
     rows = []
-    if not skip_arlbench:
+    if not skip_arlbench and only in (None, "a"):
         python = ANCHORS / "arlbench" / "bin" / "python"
         rows.append({"row": "(a) ARLBench, one run after another",
                      **run([str(python), "-c", ARLBENCH_WORKER], job)})  # fmt: skip
     me = [sys.executable, "-c", EQXPPO_WORKER]
-    rows.append({"row": f"(b) eqxppo {BASELINE} (before)",
-                 **run(me, job, {"PYTHONPATH": str(baseline_tree())})})  # fmt: skip
+    if only in (None, "b"):
+        tree = baseline_tree()
+        rows.append({"row": f"(b) eqxppo {BASELINE} (before)",
+                     **run(me, job, {"PYTHONPATH": str(tree)}, cwd=tree)})  # fmt: skip
+    if only not in (None, "cd"):
+        return rows
     with tempfile.TemporaryDirectory() as cache:
         job = {**job, "cache": cache}
         rows.append({"row": "(c) eqxppo now, cold cache", **run(me, job)})
@@ -179,6 +185,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workload", default="cc-2", choices=[*WORKLOADS, "all"])
     parser.add_argument("--skip-arlbench", action="store_true")
+    parser.add_argument("--only", default=None, choices=["a", "b", "cd"],
+                        help="run only these rows")  # fmt: skip
     parser.add_argument("--jsonl", default=None, help="append raw rows here")
     args = parser.parse_args()
     import jax
@@ -189,7 +197,7 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, jax {jax.__version__}, "
           f"eqxppo {commit}\n")  # fmt: skip
     for name in names:
-        rows = workload(name, args.skip_arlbench)
+        rows = workload(name, args.skip_arlbench, args.only)
         if args.jsonl:
             with open(args.jsonl, "a") as f:
                 for r in rows:
