@@ -100,9 +100,9 @@ def run_on_dask(
     failed: list[FailedTask] = []
     cache = None if compilation_cache is None else str(compilation_cache)
     if todo:
-        with _client(distributed, address, workers, client) as client:
+        with _client(distributed, address, workers, client) as active:
             futures = {
-                client.submit(
+                active.submit(
                     run_task, task, str(out_dir), compilation_cache=cache,
                     retries=retries, pure=False, key=f"eqxppo-task-{task.number}-{os.getpid()}",
                 ): task
