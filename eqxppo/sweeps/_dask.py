@@ -16,6 +16,7 @@ Kubernetes deployments).
 """
 
 import os
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -100,11 +101,13 @@ def run_on_dask(
     failed: list[FailedTask] = []
     cache = None if compilation_cache is None else str(compilation_cache)
     if todo:
+        # A fresh key per submission: Dask answers a key it has seen with its old result
+        # (a rerun in the same client would get the earlier failure back).
         with _client(distributed, address, workers, client) as active:
             futures = {
                 active.submit(
                     run_task, task, str(out_dir), compilation_cache=cache,
-                    retries=retries, pure=False, key=f"eqxppo-task-{task.number}-{os.getpid()}",
+                    retries=retries, pure=False, key=f"eqxppo-task-{task.number}-{uuid.uuid4().hex}",
                 ): task
                 for task in todo
             }  # fmt: skip
