@@ -107,7 +107,8 @@ def run_on_dask(
             futures = {
                 active.submit(
                     run_task, task, str(out_dir), compilation_cache=cache,
-                    retries=retries, pure=False, key=f"eqxppo-task-{task.number}-{uuid.uuid4().hex}",
+                    retries=retries, pure=False,
+                    key=f"eqxppo-task-{task.number}-{uuid.uuid4().hex}",
                 ): task
                 for task in todo
             }  # fmt: skip
