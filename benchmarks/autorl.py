@@ -29,23 +29,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sweep import COUNT_COMPILES  # this folder is on sys.path when run as a script
 
 
 ROOT = Path(__file__).resolve().parent.parent
 ANCHORS = Path(os.environ.get("ANCHORS", Path.home() / ".cache" / "ppo-anchors"))
 
-_COUNT = textwrap.dedent("""
-    import jax, threading
-    _lock, _compiles = threading.Lock(), []
-    def _listen(event, duration, **kw):
-        if event == "/jax/core/compile/backend_compile_duration":
-            with _lock:
-                _compiles.append(duration)
-    jax.monitoring.register_event_duration_secs_listener(_listen)
-""")
-
 # (a) and (b): the same script; only the import differs.
-ONE_AT_A_TIME = _COUNT + textwrap.dedent("""
+ONE_AT_A_TIME = COUNT_COMPILES + textwrap.dedent("""
     import json, sys, time, warnings
     warnings.filterwarnings("ignore")
     import numpy as np
@@ -83,7 +74,7 @@ ONE_AT_A_TIME = _COUNT + textwrap.dedent("""
                       "wall_s": time.perf_counter() - start, "scores": scores}))
 """)
 
-POPULATION = _COUNT + textwrap.dedent("""
+POPULATION = COUNT_COMPILES + textwrap.dedent("""
     import json, sys, time
     import numpy as np
     from eqxppo.autorl import AutoRLPopulationEnv

@@ -60,8 +60,8 @@ def sample(space_name: str, n: int) -> list[dict]:
     return [{k: plain(v) for k, v in dict(c).items()} for c in space.sample_configuration(n)]
 
 
-# Both workers print one JSON line: programs, compile_s, train_s, wall_s, final returns.
-_COUNT_COMPILES = textwrap.dedent("""
+# Prepended to every worker script (here and in autorl.py): sums XLA's compile seconds.
+COUNT_COMPILES = textwrap.dedent("""
     import jax, threading
     _lock, _compiles = threading.Lock(), []
     def _listen(event, duration, **kw):
@@ -71,7 +71,8 @@ _COUNT_COMPILES = textwrap.dedent("""
     jax.monitoring.register_event_duration_secs_listener(_listen)
 """)
 
-ARLBENCH_WORKER = _COUNT_COMPILES + textwrap.dedent("""
+# Both workers print one JSON line: programs, compile_s, train_s, wall_s, final returns.
+ARLBENCH_WORKER = COUNT_COMPILES + textwrap.dedent("""
     import json, sys, time, warnings
     warnings.filterwarnings("ignore")
     import numpy as np
@@ -93,7 +94,7 @@ ARLBENCH_WORKER = _COUNT_COMPILES + textwrap.dedent("""
                       "wall_s": wall, "train_s": None, "finals": finals}))
 """)
 
-EQXPPO_WORKER = _COUNT_COMPILES + textwrap.dedent("""
+EQXPPO_WORKER = COUNT_COMPILES + textwrap.dedent("""
     import inspect, json, sys, time
     import jax.random as jr
     import numpy as np

@@ -52,13 +52,15 @@ def observation_space(config: Mapping[str, Any]) -> gymnasium.spaces.Dict:
     return gymnasium.spaces.Dict(spaces)
 
 
-def grad_info(result: PPOTrainingResult) -> np.ndarray:
+def grad_info(result: PPOTrainingResult, *, members: bool = False) -> np.ndarray:
     """ARLBench's `grad_info` feature: the gradient's norm and variance, averaged over
-    the step's updates."""
+    the step's updates; `(2,)`, or `(n_members, 2)` for a population's result."""
     if result.metrics is None:
         raise ValueError("grad_info needs the training metrics (track_metrics).")
-    norm, var = result.metrics.grad_info()
-    return np.array([np.nanmean(norm), np.nanmean(var)], np.float32)
+    norm, var = (np.asarray(x) for x in result.metrics.grad_info())
+    lead = norm.shape[:1] if members else ()
+    mean = lambda x: np.nanmean(x.reshape(*lead, -1), axis=-1)
+    return np.stack([mean(norm), mean(var)], axis=-1).astype(np.float32)
 
 
 def train_info_df(result_rewards: np.ndarray, n_total_timesteps: int, n_eval_steps: int) -> Any:

@@ -22,19 +22,9 @@ import jax.random as jr
 import numpy as np
 from ConfigSpace import Configuration, ConfigurationSpace
 
-from ..ppo import PPO, Population, PopulationState, PPOTrainingResult
+from ..ppo import PPO, Population, PopulationState
 from . import _config
-from ._env import observation_space, train_info_df
-
-
-def _member_grad_info(result: PPOTrainingResult) -> np.ndarray:
-    if result.metrics is None:
-        raise ValueError("grad_info needs the training metrics (track_metrics).")
-    norm, var = result.metrics.grad_info()  # (members, chunks, updates)
-    members = np.asarray(norm).shape[0]
-    flat = lambda x: np.asarray(x).reshape(members, -1)
-    rows = [np.nanmean(flat(norm), axis=1), np.nanmean(flat(var), axis=1)]
-    return np.stack(rows, axis=1).astype(np.float32)
+from ._env import grad_info, observation_space, train_info_df
 
 
 class AutoRLPopulationEnv:
@@ -158,7 +148,7 @@ class AutoRLPopulationEnv:
         ]  # fmt: skip
         obs: list[dict[str, np.ndarray]] = [{"steps": steps.copy()} for _ in range(n_members)]
         if "grad_info" in self._config["state_features"]:
-            for m, row in enumerate(_member_grad_info(result)):
+            for m, row in enumerate(grad_info(result, members=True)):
                 obs[m]["grad_info"] = row
         info = {
             "train_info_df": [
