@@ -49,21 +49,12 @@ def get_ppo_cc_config_space(seed: int | None = None) -> ConfigurationSpace:
     `normalize_advantage`, which eqxppo traces), so a batch from it compiles at most
     three programs.
     """
-    return ConfigurationSpace(
-        name="PPOClassicControlSpace",
-        seed=seed,
-        space={
-            "learning_rate": Float("learning_rate", (1e-6, 0.1), default=3e-4, log=True),
-            "ent_coef": Float("ent_coef", (0.0, 0.5), default=0.0),
-            "minibatch_size": Categorical("minibatch_size", [128, 256, 512], default=128),
-            "gae_lambda": Float("gae_lambda", (0.8, 0.9999), default=0.95),
-            "clip_eps": Float("clip_eps", (0.0, 0.5), default=0.2),
-            "vf_clip_eps": Float("vf_clip_eps", (0.0, 0.5), default=0.2),
-            "normalize_advantage": Categorical("normalize_advantage", [True, False], default=True),
-            "vf_coef": Float("vf_coef", (0.0, 1.0), default=0.5),
-            "max_grad_norm": Float("max_grad_norm", (0.0, 1.0), default=0.5),
-        },
-    )
+    full = get_hpo_config_space()
+    shared = ("learning_rate", "ent_coef", "gae_lambda", "clip_eps", "vf_clip_eps",
+              "normalize_advantage", "vf_coef", "max_grad_norm")  # fmt: skip
+    space = {name: full[name] for name in shared}  # the full space's ranges and defaults
+    space["minibatch_size"] = Categorical("minibatch_size", [128, 256, 512], default=128)
+    return ConfigurationSpace(name="PPOClassicControlSpace", seed=seed, space=space)
 
 
 SEARCH_SPACES = {"full": get_hpo_config_space, "ppo_cc": get_ppo_cc_config_space}
