@@ -1,4 +1,5 @@
 import contextlib
+import gc
 import os
 import tempfile
 from collections.abc import Iterator
@@ -47,6 +48,23 @@ def count_compiles() -> Iterator[CompileCounter]:
         yield counter
     finally:
         counter.names = _compiles[start:]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_programs():
+    """Drop every compiled program after each test module.
+
+    An XLA:CPU executable holds hundreds of memory mappings; a whole suite in one
+    process kept every program it compiled and crossed Linux's 65530 mappings (XLA
+    then aborted or crashed in the middle of a compilation). Tests inside a module
+    still share their programs.
+    """
+    yield
+    from eqxppo.ppo._programs import PROGRAMS
+
+    PROGRAMS.clear()
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture

@@ -224,7 +224,8 @@ class Population:
         One callable per group, `runner_states -> (runner_states, result)`, with results
         cut to the group's real members. Programs are shared by every population of the
         process: one built again with the same structure (the next step of an AutoRL
-        loop) compiles nothing.
+        loop) compiles nothing, as long as it is among the 32 most recently used
+        (`ProgramCache`).
         """
         self._check_state(state)
         options = self.spec.train_options(n_total_timesteps, n_eval_steps, n_eval_episodes)
@@ -236,7 +237,8 @@ class Population:
             ("train_population", envs, group.config, plain, signature(runner_states))
             for group, runner_states in zip(self.groups, state.groups)
         ]
-        missing = [g for g, key in enumerate(keys) if PROGRAMS.get(key) is None]
+        programs = [PROGRAMS.get(key) for key in keys]
+        missing = [g for g, program in enumerate(programs) if program is None]
         lowerings = [
             functools.partial(
                 cast(Any, train_population).lower,  # eqx.filter_jit's AOT entry
@@ -246,6 +248,7 @@ class Population:
         ]  # fmt: skip
         for g, program in zip(missing, compile_all(lowerings, self.compile_workers)):
             PROGRAMS.put(keys[g], program, keep_alive=(self.spec.env, self.spec.eval_env))
+            programs[g] = program
 
         def run(g: int, program: Any) -> Any:
             n = len(self.groups[g].members)
@@ -258,7 +261,7 @@ class Population:
 
             return call
 
-        return [run(g, PROGRAMS.get(key)) for g, key in enumerate(keys)]
+        return [run(g, program) for g, program in enumerate(programs)]
 
     def state_from_members(self, runner_states: Sequence[PPORunnerState]) -> PopulationState:
         """A state in which member `m` continues from `runner_states[m]` (one agent's

@@ -9,6 +9,7 @@ through `jit`'s dispatch, so it cannot be compiled twice.
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -63,21 +64,40 @@ def signature(tree: Any) -> Hashable:
 
 class ProgramCache:
     """Compiled programs by key, shared by every population of the process (as `jit`'s
-    own cache is): a structure compiled once is never compiled again here, whichever
-    `Population` asks. Values keep what their key refers to by identity alive."""
+    own cache is): a structure compiled recently is not compiled again here, whichever
+    `Population` asks. Values keep what their key refers to by identity alive.
 
-    def __init__(self) -> None:
-        self._programs: dict[Hashable, tuple[Any, Any]] = {}
+    The cache holds at most `max_programs`, dropping the least recently used: an
+    XLA:CPU executable holds hundreds of memory mappings, and a process has a limit
+    on them (65530 by default on Linux), so an AutoRL loop that meets a new static
+    structure at every step must not keep them all. A dropped program is compiled
+    again (or loaded from the persistent cache) when it is next needed.
+    """
+
+    def __init__(self, max_programs: int = 32) -> None:
+        if max_programs < 1:
+            raise ValueError(f"`max_programs` must be >= 1, got {max_programs}.")
+        self.max_programs = max_programs
+        self._programs: OrderedDict[Hashable, tuple[Any, Any]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._programs)
 
     def get(self, key: Hashable) -> Any | None:
         with self._lock:
             found = self._programs.get(key)
+            if found is not None:
+                self._programs.move_to_end(key)
         return None if found is None else found[0]
 
     def put(self, key: Hashable, program: Any, keep_alive: Any = None) -> None:
         with self._lock:
             self._programs[key] = (program, keep_alive)
+            self._programs.move_to_end(key)
+            while len(self._programs) > self.max_programs:
+                self._programs.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:
