@@ -10,12 +10,14 @@ through `jit`'s dispatch, so it cannot be compiled twice.
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import equinox as eqx
 import jax
+
+from .. import _xla_cpu
 
 
 def default_workers() -> int:
@@ -32,13 +34,21 @@ def default_workers() -> int:
     return max(1, cores // 2)
 
 
-def compile_all(lowerings: Sequence[Callable[[], Any]], workers: int | None = None) -> list[Any]:
-    """Call `lower().compile()` for each lowering thunk, `workers` at a time.
+def compile_all(
+    lowerings: Sequence[Callable[[], Any]],
+    workers: int | None = None,
+    *,
+    compiler_options: Mapping[str, Any] | None = None,
+) -> list[Any]:
+    """Call `lower().compile(compiler_options)` for each lowering thunk, `workers` at a time.
 
     **Arguments:**
 
     - `lowerings`: thunks returning a lowered program (`eqx.filter_jit(f).lower(...)`).
     - `workers`: threads; default `default_workers()`. One compiles in this thread.
+    - `compiler_options`: XLA options for every compilation; default
+      `_xla_cpu.compiler_options()` (a cheaper LLVM level on the CPU), `{}` for XLA's
+      defaults.
 
     **Returns:**
 
@@ -47,10 +57,12 @@ def compile_all(lowerings: Sequence[Callable[[], Any]], workers: int | None = No
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise ValueError(f"`workers` must be >= 1, got {workers}.")
+    options = dict(_xla_cpu.compiler_options() if compiler_options is None else compiler_options)
+    compile_one = lambda lower: lower().compile(options or None)
     if workers == 1 or len(lowerings) <= 1:
-        return [lower().compile() for lower in lowerings]
+        return [compile_one(lower) for lower in lowerings]
     with ThreadPoolExecutor(max_workers=min(workers, len(lowerings))) as pool:
-        return list(pool.map(lambda lower: lower().compile(), lowerings))
+        return list(pool.map(compile_one, lowerings))
 
 
 def signature(tree: Any) -> Hashable:
