@@ -83,9 +83,7 @@ def _install(session: nox.Session, jax: str, *groups: str) -> None:
 
 def _pytest(session: nox.Session, *args: str) -> None:
     # The slowest tests in the log: where CI's time goes.
-    session.run(
-        "pytest", "--durations=15", *args, *session.posargs, env={"JAX_PLATFORMS": "cpu"}
-    )
+    session.run("pytest", "--durations=15", *args, *session.posargs, env={"JAX_PLATFORMS": "cpu"})
 
 
 @nox.session
