@@ -10,6 +10,8 @@ import jax.random as jr
 import numpy as np
 import pytest
 
+from eqxppo.ppo._programs import PROGRAMS
+
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # The command lines the tests start use the persistent compilation cache by default:
@@ -60,8 +62,6 @@ def _release_programs():
     still share their programs.
     """
     yield
-    from eqxppo.ppo._programs import PROGRAMS
-
     PROGRAMS.clear()
     jax.clear_caches()
     gc.collect()
