@@ -39,6 +39,9 @@ def _run(cache, n_steps, lr):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# Two fresh processes (70 s): the newest line runs it; `test_enable_and_disable_in_one_process`
+# checks the cache's switches on every line.
+@pytest.mark.e2e
 def test_a_second_process_loads_the_program_and_a_new_structure_misses(tmp_path):
     cache = tmp_path / "cache"
     first = _run(cache, 16, 1e-3)
