@@ -6,14 +6,17 @@ on slow generic paths; this module holds equivalent forms that stay on fast ones
 computes the same values and the same reverse-mode gradients as the plain form (tested
 in `tests/test_xla_cpu.py`); `benchmarks/README.md` has what each one buys.
 
-They are used when `enabled()`: by default when JAX's default backend is the CPU, or as
-`EQXPPO_KERNELS` says (`auto`, `cpu` or `plain`). The choice is made when a function is
-traced, so set the variable before the first compilation. Only code in this module
-knows about the CPU; the callers ask `enabled()` and otherwise run the plain form.
+Which form runs is not read at trace time: `default_kernels()` resolves the choice once,
+when a network is made (`EQXPPO_KERNELS`: `auto`, the default, means the CPU forms when
+JAX's default backend is the CPU; `cpu` or `plain` force one), and the network holds it
+as a static field (`kernels`). A module's computation is then a function of its fields,
+and every cache keyed by a program's inputs (`jit`'s, `eqxppo.ppo`'s `PROGRAMS`) sees it.
+Only code in this module knows about the CPU; the callers pass the choice they hold.
 """
 
 import math
 import os
+from typing import Literal, TypeAlias, get_args
 
 import equinox as eqx
 import jax
@@ -25,17 +28,27 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 
 KERNELS_ENV_VAR = "EQXPPO_KERNELS"
-_CHOICES = ("auto", "cpu", "plain")
+# The CPU forms of this module, or the plain Equinox/JAX forms (the reference, and the
+# ones every other backend runs).
+Kernels: TypeAlias = Literal["cpu", "plain"]
+KERNELS: tuple[Kernels, ...] = get_args(Kernels)
 
 
-def enabled() -> bool:
-    """Whether the CPU forms are used: `EQXPPO_KERNELS` (`auto` by default: on the CPU)."""
+def default_kernels() -> Kernels:
+    """The kernels a new network uses: `EQXPPO_KERNELS` (`auto` by default: the CPU
+    forms when JAX's default backend is the CPU)."""
     choice = os.environ.get(KERNELS_ENV_VAR, "auto").lower()
-    if choice not in _CHOICES:
-        raise ValueError(f"{KERNELS_ENV_VAR}={choice!r}; expected one of {list(_CHOICES)}.")
     if choice == "auto":
-        return jax.default_backend() == "cpu"
-    return choice == "cpu"
+        return "cpu" if jax.default_backend() == "cpu" else "plain"
+    return check_kernels(choice, what=KERNELS_ENV_VAR)
+
+
+def check_kernels(choice: str, *, what: str = "kernels") -> Kernels:
+    """`choice` as a `Kernels` value; `ValueError` naming `what` otherwise."""
+    for kernels in KERNELS:
+        if choice == kernels:
+            return kernels
+    raise ValueError(f"{what}={choice!r}; expected one of {['auto', *KERNELS]}.")
 
 
 # -- compiler options ---------------------------------------------------------------------
@@ -51,9 +64,10 @@ def enabled() -> bool:
 BACKEND_OPTIMIZATION_LEVEL = 1
 
 
-def compiler_options() -> dict[str, int]:
-    """XLA options for the programs eqxppo compiles ahead of time, when `enabled()`."""
-    return {"xla_backend_optimization_level": BACKEND_OPTIMIZATION_LEVEL} if enabled() else {}
+def compiler_options(kernels: Kernels) -> dict[str, int]:
+    """XLA options for the programs eqxppo compiles ahead of time for networks that use
+    `kernels` (the cheaper LLVM level with the CPU forms, XLA's defaults otherwise)."""
+    return {"xla_backend_optimization_level": BACKEND_OPTIMIZATION_LEVEL} if kernels == "cpu" else {}
 
 
 # -- dense layers -------------------------------------------------------------------------

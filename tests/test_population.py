@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -312,3 +313,40 @@ def test_normalisation_switches_are_traced_and_split_no_group(env):
         )
     counts = np.asarray(trained.groups[0].normalizer_state.count)
     np.testing.assert_array_equal(counts > 0, [True, False, True, False])
+
+
+def _abs_sum(runner_state) -> float:
+    leaves = jax.tree.leaves(eqx.filter(runner_state.train_state.network, eqx.is_inexact_array))
+    return float(sum(np.abs(np.asarray(x, np.float64)).sum() for x in leaves))
+
+
+# Each case: a NAS field, two values, and the environment's image flag. The populations
+# are built one after the other in one process, so the second finds the first's program
+# in `PROGRAMS` if its key cannot tell the values apart (activation could not: the key
+# kept the static partition's structure, not the function it holds).
+STATIC_NAS_CASES = [
+    ("activation", "tanh", "relu"),
+    ("hidden_size", 16, 32),
+    ("cnn_policy", False, True),
+]
+
+
+@pytest.mark.parametrize(("field", "first", "second"), STATIC_NAS_CASES, ids=lambda x: str(x))
+def test_populations_differing_in_one_static_nas_value_train_as_their_single_runs(
+    field, first, second
+):
+    name = "Breakout-MinAtar" if field == "cnn_policy" else "CartPole-v1"
+    sums = []
+    for value in (first, second):
+        nas = {**NAS, field: value} if field != "cnn_policy" else NAS
+        cnn = field == "cnn_policy" and bool(value)
+        env = make_env("gymnax", name, n_envs=4, cnn_policy=cnn)
+        pop = PPO.population([SMALL], env, seeds=(0,), nas_config=nas, cnn_policy=cnn)
+        trained, result = pop.train(pop.init(jr.key(0)), **BUDGET)
+        agent = PPO(SMALL, env, nas_config=nas, cnn_policy=cnn)
+        single, single_result = agent.train(*agent.init(jr.fold_in(jr.key(0), 0)), **BUDGET)
+        member = pop.member(trained, 0).runner_state
+        assert _abs_sum(member) == pytest.approx(_abs_sum(single.runner_state), rel=1e-5)
+        np.testing.assert_allclose(result.eval_rewards[0], single_result.eval_rewards)
+        sums.append(_abs_sum(member))
+    assert sums[0] != pytest.approx(sums[1], rel=1e-5)  # the two values really train apart

@@ -2,9 +2,13 @@
 
 import jax
 import jax.numpy as jnp
+import jax.random as jr
 import pytest
 
-from eqxppo.ppo._programs import ProgramCache, compile_all, signature
+from eqxppo.configspaces import NetworkConfig
+from eqxppo.envs import ActionSpec
+from eqxppo.networks import make_network, with_kernels
+from eqxppo.ppo._programs import ProgramCache, compile_all, program_key, signature
 
 
 def test_the_cache_keeps_the_most_recently_used_programs():
@@ -26,10 +30,10 @@ def test_the_cache_keeps_the_most_recently_used_programs():
 def test_compile_all_returns_the_programs_in_order_on_threads():
     fns = [jax.jit(lambda x, k=k: x * k) for k in range(3)]
     x = jnp.ones(4)
-    programs = compile_all([lambda f=f: f.lower(x) for f in fns], workers=2)
+    programs = compile_all([lambda f=f: f.lower(x) for f in fns], 2, compiler_options={})
     assert [float(p(x)[0]) for p in programs] == [0.0, 1.0, 2.0]
     with pytest.raises(ValueError, match="workers"):
-        compile_all([], workers=0)
+        compile_all([], workers=0, compiler_options={})
 
 
 def test_signature_tells_shapes_and_dtypes_apart():
@@ -37,3 +41,48 @@ def test_signature_tells_shapes_and_dtypes_apart():
     assert signature(a) == signature(b)
     assert signature(a) != signature({"x": jnp.ones(4)})
     assert signature(a) != signature({"x": jnp.ones(3, jnp.int32)})
+
+
+def _network(activation="tanh", hidden_size=8):
+    config = NetworkConfig(activation, hidden_size)
+    return make_network(config, (4,), ActionSpec(discrete=True, action_dim=2), key=jr.key(0))
+
+
+def _key(state, *, static=("env", "config"), options=None, compiler_options=None):
+    return program_key(
+        "train_population",
+        state,
+        static=static,
+        options={"n_total_timesteps": 256} if options is None else options,
+        compiler_options={} if compiler_options is None else compiler_options,
+    )
+
+
+def test_program_keys_hold_every_static_value_by_value():
+    """Two inputs that differ only in one static value never share a key, and so never a
+    program: a cache that handed out one lowered for another value would train the
+    wrong network without a word."""
+    base = _network()
+    assert _key(base) == _key(_network())  # equal values, rebuilt: one program
+    apart = {
+        "activation": _key(_network(activation="relu")),
+        "hidden size": _key(_network(hidden_size=16)),
+        "kernels": _key(with_kernels(base, "plain" if base.kernels == "cpu" else "cpu")),
+        "static input": _key(base, static=("env", "another config")),
+        "option": _key(base, options={"n_total_timesteps": 512}),
+        "option type": _key(base, options={"n_total_timesteps": 256.0}),
+        "compiler options": _key(base, compiler_options={"xla_backend_optimization_level": 1}),
+    }
+    for what, key in apart.items():
+        assert key != _key(base), what
+    cache = ProgramCache()
+    cache.put(_key(base), "program for tanh, 8 units, these kernels")
+    for what, key in apart.items():
+        assert cache.get(key) is None, what
+
+
+def test_a_key_refuses_a_static_value_it_cannot_hold():
+    with pytest.raises(TypeError, match="cannot be hashed"):
+        signature({"x": jnp.ones(3), "static": {1, 2}})
+    with pytest.raises(TypeError, match="cannot be hashed"):
+        _key({"x": jnp.ones(3)}, options={"eval": [1, 2]})

@@ -40,8 +40,9 @@ def test_permutation_differs_between_keys_and_repeats_for_a_key():
     np.testing.assert_array_equal(a, permutation(jr.key(0), 1024))
 
 
-def test_epoch_permutations_one_distinct_order_per_epoch_cut_to_n_used():
-    orders = np.asarray(epoch_permutations(jr.key(0), 3, 100, 96))
+@pytest.mark.parametrize("kernels", ["cpu", "plain"])
+def test_epoch_permutations_one_distinct_order_per_epoch_cut_to_n_used(kernels):
+    orders = np.asarray(epoch_permutations(jr.key(0), 3, 100, 96, kernels=kernels))
     assert orders.shape == (3, 96)
     for row in orders:
         assert len(set(row.tolist())) == 96 and row.max() < 100

@@ -1,11 +1,9 @@
 """The CPU kernels (`eqxppo._xla_cpu`) against the plain forms they replace.
 
-Each test computes the same thing with `EQXPPO_KERNELS=cpu` and `=plain` (the choice is
-read when a function is traced, here on every eager call) and compares values and
-reverse-mode gradients.
+Each test computes the same thing with a network's `kernels` set to `"cpu"` and to
+`"plain"` (the same parameters, `with_kernels`) and compares values and reverse-mode
+gradients.
 """
-
-import contextlib
 
 import equinox as eqx
 import jax
@@ -17,23 +15,12 @@ import pytest
 from eqxppo import _xla_cpu
 from eqxppo.configspaces import NetworkConfig
 from eqxppo.envs import ActionSpec
-from eqxppo.networks import Categorical, CNNActorCritic, make_network
-from eqxppo.ppo import permutation
+from eqxppo.networks import Categorical, CNNActorCritic, make_network, with_kernels
+from eqxppo.ppo._shuffle import permutation
 
 
 DISCRETE = ActionSpec(discrete=True, action_dim=3)
 CONTINUOUS = ActionSpec(discrete=False, action_dim=2, low=(-1.0, -1.0), high=(1.0, 1.0))
-
-
-@pytest.fixture
-def kernels(monkeypatch):
-    @contextlib.contextmanager
-    def use(choice: str):
-        monkeypatch.setenv(_xla_cpu.KERNELS_ENV_VAR, choice)
-        assert _xla_cpu.enabled() == (choice == "cpu")
-        yield
-
-    return use
 
 
 def _head(dist):
@@ -49,17 +36,28 @@ def _assert_trees_close(a, b, **tol):
         np.testing.assert_allclose(x, y, **tol)
 
 
-def test_kernel_choice_follows_the_variable_and_the_backend(kernels, monkeypatch):
+def test_kernel_choice_follows_the_variable_and_the_backend_when_a_network_is_made(
+    monkeypatch, getkey
+):
     monkeypatch.delenv(_xla_cpu.KERNELS_ENV_VAR, raising=False)
-    assert _xla_cpu.enabled() == (jax.default_backend() == "cpu")
+    expected = "cpu" if jax.default_backend() == "cpu" else "plain"
+    assert _xla_cpu.default_kernels() == expected
+    net = make_network(NetworkConfig("tanh", 8), (3,), DISCRETE, key=getkey())
+    assert net.kernels == expected
+    for choice in ("cpu", "plain"):
+        monkeypatch.setenv(_xla_cpu.KERNELS_ENV_VAR, choice)
+        assert make_network(NetworkConfig("tanh", 8), (3,), DISCRETE, key=getkey()).kernels == choice
+        assert net.kernels == expected  # held by the network, not read again
     monkeypatch.setenv(_xla_cpu.KERNELS_ENV_VAR, "fast")
     with pytest.raises(ValueError, match="EQXPPO_KERNELS='fast'"):
-        _xla_cpu.enabled()
+        _xla_cpu.default_kernels()
+    with pytest.raises(ValueError, match="kernels='fast'"):
+        with_kernels(net, "fast")
 
 
 @pytest.mark.parametrize("obs_dim", [1, 3, 4, 6])
 @pytest.mark.parametrize("action", [DISCRETE, CONTINUOUS], ids=["discrete", "continuous"])
-def test_mlp_per_observation_forms_agree_with_their_gradients(kernels, getkey, obs_dim, action):
+def test_mlp_per_observation_forms_agree_with_their_gradients(getkey, obs_dim, action):
     net = make_network(NetworkConfig("tanh", 16), (obs_dim,), action, key=getkey())
     obs = jr.normal(getkey(), (9, obs_dim))
 
@@ -69,16 +67,17 @@ def test_mlp_per_observation_forms_agree_with_their_gradients(kernels, getkey, o
 
     results = {}
     for choice in ("cpu", "plain"):
-        with kernels(choice):
-            dist, value = jax.vmap(net)(obs)
-            results[choice] = (_head(dist), value, eqx.filter_grad(loss)(net))
-    np.testing.assert_allclose(_head(jax.vmap(net.policy)(obs)), results["plain"][0])
+        n = with_kernels(net, choice)
+        dist, value = jax.vmap(n)(obs)
+        results[choice] = (_head(dist), value, eqx.filter_grad(loss)(n))
+    plain = with_kernels(net, "plain")
+    np.testing.assert_allclose(_head(jax.vmap(plain.policy)(obs)), results["plain"][0])
     _assert_trees_close(results["cpu"], results["plain"], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("obs_dim", [1, 3, 4, 6])
 @pytest.mark.parametrize("action", [DISCRETE, CONTINUOUS], ids=["discrete", "continuous"])
-def test_mlp_forward_batch_forms_agree_with_their_gradients(kernels, getkey, obs_dim, action):
+def test_mlp_forward_batch_forms_agree_with_their_gradients(getkey, obs_dim, action):
     # The CPU `forward_batch` has a hand-written backward (`batched_linear`); values and
     # every parameter's gradient must be those of the network under `vmap`.
     net = make_network(NetworkConfig("tanh", 16), (obs_dim,), action, key=getkey())
@@ -92,9 +91,9 @@ def test_mlp_forward_batch_forms_agree_with_their_gradients(kernels, getkey, obs
 
     results = {}
     for choice in ("cpu", "plain"):
-        with kernels(choice):
-            dist, value = net.forward_batch(obs)
-            results[choice] = (_head(dist), value, eqx.filter_grad(loss)(net))
+        n = with_kernels(net, choice)
+        dist, value = n.forward_batch(obs)
+        results[choice] = (_head(dist), value, eqx.filter_grad(loss)(n))
     grads = jax.tree.leaves(results["plain"][2])
     assert len(grads) == 12 + (action is CONTINUOUS)
     assert all(np.any(np.asarray(g) != 0) for g in grads)
@@ -118,7 +117,7 @@ def test_batched_linear_gradients_under_vmap(getkey):
 
 
 @pytest.mark.parametrize("obs_shape", [(10, 10, 4), (37, 41, 3), (84, 84, 4)])
-def test_cnn_trunk_forms_agree_with_their_gradients(kernels, getkey, obs_shape):
+def test_cnn_trunk_forms_agree_with_their_gradients(getkey, obs_shape):
     # The CPU trunk runs each convolution as image patches times the kernel.
     net = make_network(
         NetworkConfig("relu", 32, cnn_policy=True), obs_shape, DISCRETE, key=getkey()
@@ -128,19 +127,18 @@ def test_cnn_trunk_forms_agree_with_their_gradients(kernels, getkey, obs_shape):
     loss = lambda n: jnp.sum(jax.vmap(n.features)(obs) ** 2)
     results = {}
     for choice in ("cpu", "plain"):
-        with kernels(choice):
-            grads = eqx.filter_grad(loss)(net)
-            results[choice] = (jax.vmap(net.features)(obs), grads.convs)
+        n = with_kernels(net, choice)
+        grads = eqx.filter_grad(loss)(n)
+        results[choice] = (jax.vmap(n.features)(obs), grads.convs)
     _assert_trees_close(results["cpu"], results["plain"], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("choice", ["cpu", "plain"])
-def test_both_permutations_hold_every_index_once(kernels, choice):
-    with kernels(choice):
-        for n in (1, 2, 7, 1024, 5000):
-            order = np.asarray(permutation(jr.key(n), n))
-            assert order.dtype == np.int32
-            np.testing.assert_array_equal(np.sort(order), np.arange(n))
+def test_both_permutations_hold_every_index_once(choice):
+    for n in (1, 2, 7, 1024, 5000):
+        order = np.asarray(permutation(jr.key(n), n, kernels=choice))
+        assert order.dtype == np.int32
+        np.testing.assert_array_equal(np.sort(order), np.arange(n))
 
 
 def test_the_cheaper_llvm_level_trains_as_xla_defaults(monkeypatch):
@@ -151,19 +149,18 @@ def test_the_cheaper_llvm_level_trains_as_xla_defaults(monkeypatch):
     from eqxppo.ppo._programs import compile_all
 
     monkeypatch.setenv(_xla_cpu.KERNELS_ENV_VAR, "cpu")
-    assert _xla_cpu.compiler_options() == {"xla_backend_optimization_level": 1}
+    assert _xla_cpu.compiler_options("cpu") == {"xla_backend_optimization_level": 1}
     env = make_env("gymnax", "CartPole-v1", n_envs=4)
     config = {"n_steps": 16, "minibatch_size": 32, "update_epochs": 2}
     pop = PPO.population([config], env, seeds=(0, 1), nas_config={"hidden_size": 16})
     state = pop.init(jr.key(0)).groups[0]
     options = pop.spec.train_options(512, 2, 2)
     lower = lambda: train_population.lower(state, env, pop.groups[0].config, **options)
-    (cheap,) = compile_all([lower], workers=1)
+    (cheap,) = compile_all([lower], workers=1, compiler_options=_xla_cpu.compiler_options("cpu"))
     (default,) = compile_all([lower], workers=1, compiler_options={})
     a = cheap(state, env, pop.groups[0].config, **options)
     b = default(state, env, pop.groups[0].config, **options)
     leaves = lambda tree: jax.tree.leaves(eqx.filter(tree, eqx.is_inexact_array))
     for x, y in zip(leaves(a), leaves(b), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
-    monkeypatch.setenv(_xla_cpu.KERNELS_ENV_VAR, "plain")
-    assert _xla_cpu.compiler_options() == {}
+    assert _xla_cpu.compiler_options("plain") == {}

@@ -2,6 +2,8 @@
 
 from ._actor_critic import ACTIVATION_FNS as ACTIVATION_FNS
 from ._actor_critic import AbstractActorCritic as AbstractActorCritic
+from ._actor_critic import kernels_of as kernels_of
+from ._actor_critic import with_kernels as with_kernels
 from ._cnn import CNNActorCritic as CNNActorCritic
 from ._distributions import AbstractDistribution as AbstractDistribution
 from ._distributions import Categorical as Categorical

@@ -7,6 +7,7 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, Float, Scalar
 
+from .._xla_cpu import Kernels, check_kernels
 from ..configspaces import Activation
 from ._distributions import AbstractDistribution
 
@@ -40,3 +41,23 @@ class AbstractActorCritic(eqx.Module):
         that gives the same values and the same reverse-mode gradients.
         """
         return jax.vmap(self)(obs)
+
+
+def kernels_of(network: AbstractActorCritic) -> Kernels:
+    """The kernels `network` computes with (its static `kernels` field); a network that
+    declares none uses the plain forms."""
+    return getattr(network, "kernels", "plain")
+
+
+def with_kernels(network: AbstractActorCritic, kernels: str) -> AbstractActorCritic:
+    """The same network (the same parameters) computed by other kernels.
+
+    `kernels` is a static field, which `eqx.tree_at` cannot replace: the copy is
+    rebuilt from the network's leaves and its field set on it.
+    """
+    if not hasattr(network, "kernels"):
+        raise TypeError(f"{type(network).__name__} has no `kernels` field to set.")
+    leaves, treedef = jax.tree.flatten(network)
+    copy = jax.tree.unflatten(treedef, leaves)
+    object.__setattr__(copy, "kernels", check_kernels(kernels))
+    return copy

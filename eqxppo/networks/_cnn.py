@@ -34,6 +34,9 @@ class CNNActorCritic(AbstractActorCritic):
     value head (gain 1.0). Images of at least 36x36 use VALID padding, as NatureCNN does;
     smaller images (MinAtar's 10x10) use SAME padding so every layer keeps a positive size.
     Observations are not rescaled (ARLBench divides by 255; gymnax images are 0/1).
+    `kernels` (static): `"plain"` Equinox convolutions, or `"cpu"`, convolutions as a
+    gather of patches times the kernel (`eqxppo._xla_cpu`); default
+    `_xla_cpu.default_kernels()`.
     """
 
     convs: tuple[eqx.nn.Conv2d, ...]
@@ -42,6 +45,7 @@ class CNNActorCritic(AbstractActorCritic):
     critic_head: eqx.nn.Linear
     log_std: Float[Array, " action_dim"] | None
     activation: Callable[[Array], Array] = eqx.field(static=True)
+    kernels: _xla_cpu.Kernels = eqx.field(static=True)
 
     def __init__(
         self,
@@ -52,6 +56,7 @@ class CNNActorCritic(AbstractActorCritic):
         activation: Callable[[Array], Array],
         *,
         key: PRNGKeyArray,
+        kernels: _xla_cpu.Kernels | None = None,
     ):
         height, width, channels = obs_shape
         padding = "VALID" if min(height, width) >= _MIN_VALID_SIDE else "SAME"
@@ -75,10 +80,11 @@ class CNNActorCritic(AbstractActorCritic):
         self.critic_head = init_layer(critic, 1.0, key=next(keys))  # pyright: ignore[reportAttributeAccessIssue]
         self.log_std = None if discrete else jnp.zeros((action_dim,), jnp.float32)
         self.activation = activation
+        self.kernels = _xla_cpu.default_kernels() if kernels is None else kernels
 
     def features(self, obs: Float[Array, "height width channels"]) -> Float[Array, " hidden"]:
         """The trunk's output for one channels-last image."""
-        if _xla_cpu.enabled():
+        if self.kernels == "cpu":
             x = obs
             for conv in self.convs:
                 x = self.activation(_xla_cpu.conv_channels_last(conv, x))

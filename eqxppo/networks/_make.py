@@ -2,6 +2,7 @@
 
 from jaxtyping import PRNGKeyArray
 
+from .. import _xla_cpu
 from ..configspaces import NetworkConfig
 from ..envs import ActionSpec
 from ._actor_critic import ACTIVATION_FNS, AbstractActorCritic
@@ -15,6 +16,7 @@ def make_network(
     action_spec: ActionSpec,
     *,
     key: PRNGKeyArray,
+    kernels: _xla_cpu.Kernels | None = None,
 ) -> AbstractActorCritic:
     """A freshly initialised actor-critic: NatureCNN if `cnn_policy`, else the MLP.
 
@@ -24,6 +26,9 @@ def make_network(
     - `obs_shape`: one observation's shape: `(obs_dim,)` for the MLP, `(H, W, C)` for the CNN.
     - `action_spec`: discrete or continuous, and the action dimension.
     - `key`: initialisation key.
+    - `kernels`: `"cpu"` or `"plain"` forms of the network's computation, held by the
+      network as a static field; default `eqxppo._xla_cpu.default_kernels()`
+      (`EQXPPO_KERNELS`, else the CPU forms on the CPU). The parameters do not depend on it.
     """
     activation = ACTIVATION_FNS[network_config.activation]
     if network_config.cnn_policy:
@@ -37,6 +42,7 @@ def make_network(
             network_config.hidden_size,
             activation,
             key=key,
+            kernels=kernels,
         )
     if len(obs_shape) != 1:
         raise ValueError(

@@ -31,11 +31,13 @@ from ..configspaces import (
     hpo_config_to_dict,
     parse_hpo_config,
 )
+from .. import _xla_cpu
 from ..envs import AbstractEnvironment
+from ..networks import kernels_of
 from ._pbt import exploit_and_explore
 from ._plan import GroupingCost, plan_groups
 from ._population import init_population, train_population
-from ._programs import PROGRAMS, compile_all, signature
+from ._programs import PROGRAMS, compile_all, program_key
 from ._sharding import member_mesh, pad_members, padded_size, shard_members, to_host
 from ._spec import AgentSpec
 from ._state import PPORunnerState, PPOState, PPOTrainingResult
@@ -229,14 +231,22 @@ class Population:
         """
         self._check_state(state)
         options = self.spec.train_options(n_total_timesteps, n_eval_steps, n_eval_episodes)
-        # Everything by value: the options, the environments (by the arguments that
-        # rebuild them, see `_env_key`), the state by structure, shapes and placement.
-        plain = tuple(sorted((k, v) for k, v in options.items() if not _is_env(v)))
-        envs = self._env_keys
+        plain = {k: v for k, v in options.items() if not _is_env(v)}
+        # Everything the program is lowered for, by value (`program_key`): the state
+        # (structure, the network's activation and kernels, shapes, placement), the
+        # group's config, the environments (by the arguments that rebuild them, see
+        # `_env_key`), the options and the compiler's options.
+        kernels = {kernels_of(rs.train_state.network) for rs in state.groups}
+        if len(kernels) != 1:
+            raise ValueError(f"A population's networks use one kind of kernels, got {kernels}.")
+        compiler_options = _xla_cpu.compiler_options(kernels.pop())
         keys = [
-            ("train_population", envs, group.config, plain, signature(runner_states))
+            program_key(
+                "train_population", runner_states, static=(self._env_keys, group.config),
+                options=plain, compiler_options=compiler_options,
+            )
             for group, runner_states in zip(self.groups, state.groups)
-        ]
+        ]  # fmt: skip
         programs = [PROGRAMS.get(key) for key in keys]
         missing = [g for g, program in enumerate(programs) if program is None]
         lowerings = [
@@ -246,7 +256,8 @@ class Population:
             )
             for g in missing
         ]  # fmt: skip
-        for g, program in zip(missing, compile_all(lowerings, self.compile_workers)):
+        compiled = compile_all(lowerings, self.compile_workers, compiler_options=compiler_options)
+        for g, program in zip(missing, compiled):
             PROGRAMS.put(keys[g], program, keep_alive=(self.spec.env, self.spec.eval_env))
             programs[g] = program
 

@@ -17,7 +17,6 @@ from typing import Any
 import equinox as eqx
 import jax
 
-from .. import _xla_cpu
 
 
 def default_workers() -> int:
@@ -38,7 +37,7 @@ def compile_all(
     lowerings: Sequence[Callable[[], Any]],
     workers: int | None = None,
     *,
-    compiler_options: Mapping[str, Any] | None = None,
+    compiler_options: Mapping[str, Any],
 ) -> list[Any]:
     """Call `lower().compile(compiler_options)` for each lowering thunk, `workers` at a time.
 
@@ -46,9 +45,9 @@ def compile_all(
 
     - `lowerings`: thunks returning a lowered program (`eqx.filter_jit(f).lower(...)`).
     - `workers`: threads; default `default_workers()`. One compiles in this thread.
-    - `compiler_options`: XLA options for every compilation; default
-      `_xla_cpu.compiler_options()` (a cheaper LLVM level on the CPU), `{}` for XLA's
-      defaults.
+    - `compiler_options`: XLA options for every compilation, e.g.
+      `_xla_cpu.compiler_options(kernels)` (a cheaper LLVM level with the CPU kernels);
+      `{}` for XLA's defaults. Part of a program's key (`program_key`).
 
     **Returns:**
 
@@ -57,7 +56,7 @@ def compile_all(
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise ValueError(f"`workers` must be >= 1, got {workers}.")
-    options = dict(_xla_cpu.compiler_options() if compiler_options is None else compiler_options)
+    options = dict(compiler_options)
     compile_one = lambda lower: lower().compile(options or None)
     if workers == 1 or len(lowerings) <= 1:
         return [compile_one(lower) for lower in lowerings]
@@ -67,11 +66,63 @@ def compile_all(
 
 def signature(tree: Any) -> Hashable:
     """What a compiled program fixes about its input `tree`: the structure (static
-    fields included) and each array leaf's shape, dtype and placement."""
+    fields included), every non-array leaf by value (a network's activation function,
+    say: `jax.tree.structure` alone keeps only that there is a leaf), and each array
+    leaf's shape, dtype and placement.
+
+    **Raises:**
+
+    `TypeError` for a non-array leaf that cannot be hashed: a key that cannot hold a
+    value must not stand for it.
+    """
     arrays, static = eqx.partition(tree, eqx.is_array)
     leaves, treedef = jax.tree.flatten(arrays)
     avals = tuple((x.shape, x.dtype, getattr(x, "sharding", None)) for x in leaves)
-    return treedef, jax.tree.structure(static), avals
+    static_leaves, static_treedef = jax.tree.flatten(static)
+    values = tuple(_by_value(x) for x in static_leaves)
+    return treedef, static_treedef, values, avals
+
+
+def _by_value(leaf: Any) -> Hashable:
+    try:
+        hash(leaf)
+    except TypeError:
+        raise TypeError(
+            f"A program's input holds a non-array leaf of type {type(leaf).__name__} that "
+            "cannot be hashed, so no program key can tell its values apart; make it a "
+            "static field of a hashable type."
+        ) from None
+    # The type too: 1 == 1.0 == True hash alike, but trace differently.
+    return type(leaf), leaf
+
+
+def program_key(
+    name: str,
+    state: Any,
+    *,
+    static: Hashable,
+    options: Mapping[str, Any],
+    compiler_options: Mapping[str, Any],
+) -> Hashable:
+    """The key of a compiled program in `PROGRAMS`: everything it was lowered for.
+
+    **Arguments:**
+
+    - `name`: the function compiled (`"train_population"`).
+    - `state`: its array input; by `signature` (structure, non-array leaves by value:
+      the network's activation and kernels; shapes, dtypes, placement).
+    - `static`: its other static inputs by value (the group's `PPOConfig`, the
+      environments as `make_env` would rebuild them).
+    - `options`: its keyword options (budget, evaluation), by value.
+    - `compiler_options`: the XLA options it is compiled with.
+    """
+    return (
+        name,
+        signature(state),
+        static,
+        tuple(sorted((option, _by_value(value)) for option, value in options.items())),
+        tuple(sorted(compiler_options.items())),
+    )
 
 
 class ProgramCache:

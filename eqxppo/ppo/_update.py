@@ -13,7 +13,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from ..configspaces import PPOConfig, PPOHyperparams
 from ..envs import AbstractEnvironment, update_normalizer
-from ..networks import AbstractActorCritic
+from ..networks import AbstractActorCritic, kernels_of
 from ._flat import flatten_network, flatten_opt_state
 from ._gae import compute_gae
 from ._loss import Batch, ppo_loss
@@ -184,7 +184,7 @@ def update_step(
     minibatch_size = config.effective_minibatch_size(env.n_envs)
     permutations = epoch_permutations(
         epochs_key, config.update_epochs, batch.advantages.shape[0],
-        config.n_minibatches(env.n_envs) * minibatch_size,
+        config.n_minibatches(env.n_envs) * minibatch_size, kernels=kernels_of(network),
     )  # fmt: skip
     flat_params, unflatten = flatten_network(train_state.network)
     flat_opt_state, unflatten_opt_state = flatten_opt_state(train_state.opt_state, network)
