@@ -12,6 +12,7 @@ from typing import Any
 from ._cli import UserError, evaluate_command, sweep_command, train_command, tune_command
 from ._cli._common import parse_value
 from ._compilation_cache import compilation_cache, default_dir
+from ._counts import count_arg
 from .autorl import OPTIMIZERS
 from .configspaces import SEARCH_SPACES
 from .envs import SUPPORTED_FRAMEWORKS
@@ -50,18 +51,18 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--env", default=None, help="the framework's id (default CartPole-v1)")
     train.add_argument("--framework", default=None, choices=SUPPORTED_FRAMEWORKS,
                        help="default gymnax; the others need their extra")  # fmt: skip
-    train.add_argument("--timesteps", type=int, default=None, help="default 200000")
-    train.add_argument("--seed", type=int, default=None, help="default 0")
-    train.add_argument("--n-envs", type=int, default=None, help="default 8")
+    train.add_argument("--timesteps", type=count_arg(1), default=None, help="default 200000")
+    train.add_argument("--seed", type=count_arg(0), default=None, help="default 0")
+    train.add_argument("--n-envs", type=count_arg(1), default=None, help="default 8")
     train.add_argument("--cnn-policy", action="store_true", default=None,
                        help="NatureCNN on image observations (default: MLP)")  # fmt: skip
     train.add_argument("--env-kwarg", dest="env_kwargs", action="append", type=_env_kwarg,
                        default=None, metavar="KEY=VALUE",
                        help="an argument of the environment's constructor, e.g. "
                             "--env-kwarg episodic_life=true (repeatable)")  # fmt: skip
-    train.add_argument("--chunks", type=int, default=None,
+    train.add_argument("--chunks", type=count_arg(1), default=None,
                        help="evaluations, checkpoints, progress updates (default 10)")  # fmt: skip
-    train.add_argument("--eval-episodes", type=int, default=None, help="default 10")
+    train.add_argument("--eval-episodes", type=count_arg(1), default=None, help="default 10")
     _add_hyperparameter_flags(train)
     train.add_argument("--out", default=None, metavar="DIR",
                        help="write config.json, metrics.csv, learning_curve.png and "
@@ -73,10 +74,10 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="evaluate a run's checkpoint")
     evaluate.add_argument("dir", metavar="DIR", help="run directory or checkpoint file")
-    evaluate.add_argument("--episodes", type=int, default=100)
+    evaluate.add_argument("--episodes", type=count_arg(1), default=100)
     evaluate.add_argument("--stochastic", action="store_true",
                           help="sample actions instead of the policy's mode")  # fmt: skip
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=count_arg(0), default=0)
     _add_cache_flags(evaluate)
     evaluate.set_defaults(func=evaluate_command)
 
@@ -84,22 +85,24 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--env", default="CartPole-v1")
     sweep.add_argument("--framework", default="gymnax", choices=SUPPORTED_FRAMEWORKS,
                        help="a JAX-native one: gymnax, xland or brax")  # fmt: skip
-    sweep.add_argument("--n-configs", type=int, required=True)
-    sweep.add_argument("--seeds", type=int, default=1, help="seeds per configuration")
-    sweep.add_argument("--timesteps", type=int, default=100_000, help="per member")
-    sweep.add_argument("--n-envs", type=int, default=8)
-    sweep.add_argument("--chunks", type=int, default=10)
-    sweep.add_argument("--eval-episodes", type=int, default=10)
-    sweep.add_argument("--seed", type=int, default=0, help="sampling seed and first run seed")
+    sweep.add_argument("--n-configs", type=count_arg(1), required=True)
+    sweep.add_argument("--seeds", type=count_arg(1), default=1, help="seeds per configuration")
+    sweep.add_argument("--timesteps", type=count_arg(1), default=100_000, help="per member")
+    sweep.add_argument("--n-envs", type=count_arg(1), default=8)
+    sweep.add_argument("--chunks", type=count_arg(1), default=10)
+    sweep.add_argument("--eval-episodes", type=count_arg(1), default=10)
+    sweep.add_argument(
+        "--seed", type=count_arg(0), default=0, help="sampling seed and first run seed"
+    )
     _add_hyperparameter_flags(sweep)
     sweep.add_argument("--out", required=True, metavar="DIR")
-    sweep.add_argument("--workers", type=int, default=None, metavar="N",
+    sweep.add_argument("--workers", type=count_arg(1), default=None, metavar="N",
                        help="train the compiled groups as tasks on a local Dask cluster of "
                             "N worker processes (needs eqxppo[dask])")  # fmt: skip
     sweep.add_argument("--address", default=None, metavar="HOST:PORT",
                        help="train the groups as tasks on the Dask cluster whose scheduler "
                             "is at this address (needs eqxppo[dask])")  # fmt: skip
-    sweep.add_argument("--retries", type=int, default=2,
+    sweep.add_argument("--retries", type=count_arg(0), default=2,
                        help="retries of a failed task on the cluster (default 2)")  # fmt: skip
     _add_cache_flags(sweep)
     sweep.set_defaults(func=sweep_command)
@@ -112,15 +115,21 @@ def _parser() -> argparse.ArgumentParser:
                       help="a JAX-native one: gymnax, xland or brax")  # fmt: skip
     tune.add_argument("--space", default="ppo_cc", choices=sorted(SEARCH_SPACES),
                       help="ARLBench's classic-control space (default) or all 13")  # fmt: skip
-    tune.add_argument("--trials", type=int, required=True)
-    tune.add_argument("--batch", type=int, default=8, help="trials trained as one population")
-    tune.add_argument("--timesteps", type=int, default=100_000, help="a trial's full budget")
-    tune.add_argument("--seeds", type=int, default=1, help="seeds per trial")
-    tune.add_argument("--n-envs", type=int, default=8)
-    tune.add_argument("--eval-episodes", type=int, default=10)
-    tune.add_argument("--reports", type=int, default=1,
+    tune.add_argument("--trials", type=count_arg(1), required=True)
+    tune.add_argument(
+        "--batch", type=count_arg(1), default=8, help="trials trained as one population"
+    )
+    tune.add_argument(
+        "--timesteps", type=count_arg(1), default=100_000, help="a trial's full budget"
+    )
+    tune.add_argument("--seeds", type=count_arg(1), default=1, help="seeds per trial")
+    tune.add_argument("--n-envs", type=count_arg(1), default=8)
+    tune.add_argument("--eval-episodes", type=count_arg(1), default=10)
+    tune.add_argument("--reports", type=count_arg(1), default=1,
                       help="evaluations per trial (Optuna prunes on them)")  # fmt: skip
-    tune.add_argument("--seed", type=int, default=0, help="optimizer seed and first run seed")
+    tune.add_argument(
+        "--seed", type=count_arg(0), default=0, help="optimizer seed and first run seed"
+    )
     tune.add_argument("--out", required=True, metavar="DIR")
     _add_cache_flags(tune)
     tune.set_defaults(func=tune_command)

@@ -67,7 +67,9 @@ BACKEND_OPTIMIZATION_LEVEL = 1
 def compiler_options(kernels: Kernels) -> dict[str, int]:
     """XLA options for the programs eqxppo compiles ahead of time for networks that use
     `kernels` (the cheaper LLVM level with the CPU forms, XLA's defaults otherwise)."""
-    return {"xla_backend_optimization_level": BACKEND_OPTIMIZATION_LEVEL} if kernels == "cpu" else {}
+    return (
+        {"xla_backend_optimization_level": BACKEND_OPTIMIZATION_LEVEL} if kernels == "cpu" else {}
+    )
 
 
 # -- dense layers -------------------------------------------------------------------------

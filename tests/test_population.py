@@ -14,7 +14,13 @@ import pytest
 from conftest import assert_bitwise_equal, count_compiles
 
 from eqxppo import PPO, make_env
-from eqxppo.ppo import exploit_and_explore
+from eqxppo.ppo import (
+    LEARNED_FIELDS,
+    OWN_FIELDS,
+    PopulationState,
+    PPORunnerState,
+    exploit_and_explore,
+)
 
 
 # `compat` marks the tests of JAX APIs whose behaviour moves between releases (vmap,
@@ -350,3 +356,26 @@ def test_populations_differing_in_one_static_nas_value_train_as_their_single_run
         np.testing.assert_allclose(result.eval_rewards[0], single_result.eval_rewards)
         sums.append(_abs_sum(member))
     assert sums[0] != pytest.approx(sums[1], rel=1e-5)  # the two values really train apart
+
+
+def test_the_runner_state_fields_are_each_learned_or_own():
+    """PBT copies the learned fields and keeps the own ones: a new field of the runner
+    state must be put on one side, or PBT would silently drop or keep it."""
+    assert set(LEARNED_FIELDS) | set(OWN_FIELDS) == set(PPORunnerState._fields)
+    assert not set(LEARNED_FIELDS) & set(OWN_FIELDS)
+
+
+def test_pbt_revives_a_diverged_member_which_then_trains_again(env):
+    """A diverged member is the likeliest worst one; replaced by a copy of a good member
+    it must carry the copy's flag, or it would keep the good network and never train."""
+    pop = PPO.population([SMALL] * 2, env, seeds=(0,), nas_config=NAS)
+    (group,) = pop.init(jr.key(0)).groups
+    group = group._replace(diverged=jnp.asarray([True, False]))
+    revived = exploit_and_explore(group, jnp.asarray([-1.0, 1.0]), jr.key(1), n_worst=1)
+    np.testing.assert_array_equal(np.asarray(revived.diverged), [False, False])
+    np.testing.assert_array_equal(_first_weight(revived)[0], _first_weight(group)[1])
+    before = _first_weight(revived)
+    trained, _ = pop.train(PopulationState((revived,)), **BUDGET)
+    assert not pop.diverged(trained).any()
+    after = _first_weight(trained.groups[0])
+    assert not np.array_equal(after[0], before[0])  # the revived member learns again

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from eqxppo._xla_cpu import permutation  # the CPU form; the plain one is jax.random.permutation
-from eqxppo.ppo import epoch_permutations
+from eqxppo.ppo._shuffle import epoch_permutations
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 800, 1024, 5000])

@@ -5,12 +5,13 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+import optax
 import pytest
 from conftest import count_compiles
 
 from eqxppo import make_env
 from eqxppo.configspaces import parse_hpo_config, parse_nas_config
-from eqxppo.ppo import evaluate, init, predict, train
+from eqxppo.ppo import evaluate, init, ppo_loss, predict, train
 
 
 # `compat` marks the tests of JAX APIs whose behaviour moves between releases (vmap,
@@ -221,3 +222,72 @@ def test_a_diverging_run_is_reported_and_keeps_its_last_finite_network():
     again, _ = train(out, env, config, n_total_timesteps=2_000, n_eval_steps=1, n_eval_episodes=1)
     for x, y in zip(_arrays(out.train_state), _arrays(again.train_state)):
         np.testing.assert_array_equal(x, y)
+
+
+def test_a_diverged_run_freezes_its_observation_statistics_too():
+    """The frozen policy depends on the statistics it normalises with: they must not
+    move once the run diverged (they kept moving with every rollout)."""
+    env = make_env("gymnax", "Pendulum-v1", n_envs=4)
+    config, hparams = parse_hpo_config({**DIVERGES, "normalize_observations": True})
+    state, _ = init(jr.key(0), env, NET, hparams)
+    out, _ = train(state, env, config, n_total_timesteps=30_000, n_eval_steps=1)
+    assert bool(out.diverged)
+    again, _ = train(out, env, config, n_total_timesteps=2_000, n_eval_steps=1, n_eval_episodes=1)
+    assert int(again.global_step) > int(out.global_step)  # the environments still step
+    for x, y in zip(_arrays(out.normalizer_state), _arrays(again.normalizer_state), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def _overflowing_loss(network, batch, hparams):
+    """PPO's loss plus a term whose value stays finite (about 1e25) but whose gradient
+    squared (about 1e50) overflows float32 in Adam's second moment."""
+    total, aux = ppo_loss(network, batch, hparams)
+    _, values = network.forward_batch(batch.obs)
+    return total + 1e25 * jnp.mean(values), aux
+
+
+def test_an_update_that_overflows_the_optimizer_state_is_dropped_and_reported(cartpole):
+    # With max_grad_norm = 0 nothing clips the gradient; Adam's `nu` becomes inf, its
+    # update exactly 0: the losses and the parameters stay finite, the run never learns
+    # again, and only the optimizer state shows it.
+    config, hparams = parse_hpo_config({**SMALL, "max_grad_norm": 0.0})
+    state, _ = init(jr.key(0), cartpole, NET, hparams)
+    options = {"n_total_timesteps": 64, "n_eval_steps": 1, "n_eval_episodes": 1}
+    out, result = train(state, cartpole, config, loss=_overflowing_loss, track_metrics=True,
+                        **options)  # fmt: skip
+    assert result.metrics is not None
+    assert np.all(np.isfinite(np.asarray(result.metrics.loss[0])))  # the losses look fine
+    assert bool(out.diverged)
+    for x, y in zip(_arrays(state.train_state), _arrays(out.train_state), strict=True):
+        np.testing.assert_array_equal(x, y)  # the update was dropped, moments included
+
+
+def test_the_loss_and_the_optimizer_are_arguments(cartpole):
+    """`train(loss=..., optimizer=...)` swaps PPO's objective and its optimizer: a loss
+    that adds the entropy bonus back trains as `ent_coef = 0` does, and plain SGD
+    (its state made by `init(optimizer=...)`) trains otherwise than Adam."""
+
+    def without_entropy_bonus(network, batch, hparams):
+        total, (value_loss, actor_loss, entropy) = ppo_loss(network, batch, hparams)
+        return total + hparams.ent_coef * entropy, (value_loss, actor_loss, entropy)
+
+    runs = {}
+    for name, hpo, loss in (
+        ("custom", {**SMALL, "ent_coef": 0.3}, without_entropy_bonus),
+        ("zero", {**SMALL, "ent_coef": 0.0}, ppo_loss),
+    ):
+        config, hparams = parse_hpo_config(hpo)
+        state, _ = init(jr.key(0), cartpole, NET, hparams)
+        runs[name], _ = train(state, cartpole, config, loss=loss, **BUDGET)
+    for x, y in zip(_arrays(runs["custom"].train_state), _arrays(runs["zero"].train_state)):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+
+    sgd = lambda hparams: optax.sgd(hparams.learning_rate)
+    config, hparams = parse_hpo_config(SMALL)
+    state, _ = init(jr.key(0), cartpole, NET, hparams, optimizer=sgd)
+    out, _ = train(state, cartpole, config, optimizer=sgd, **BUDGET)
+    adam = runs["zero"].train_state.network
+    moved = [
+        not np.array_equal(x, y) for x, y in zip(_arrays(out.train_state.network), _arrays(adam))
+    ]
+    assert any(moved) and not bool(out.diverged)

@@ -10,14 +10,9 @@ import optax
 from eqxppo import make_env
 from eqxppo.configspaces import parse_hpo_config, parse_nas_config
 from eqxppo.networks import make_network
-from eqxppo.ppo import (
-    Batch,
-    FlatTrainState,
-    flatten_network,
-    make_optimizer,
-    ppo_loss,
-    update_minibatch,
-)
+from eqxppo.ppo import Batch, make_optimizer, ppo_loss
+from eqxppo.ppo._flat import flatten_network
+from eqxppo.ppo._update import FlatTrainState, update_minibatch
 
 
 def test_flat_steps_match_optax_clip_and_adam_on_the_network(getkey):

@@ -46,7 +46,9 @@ def test_kernel_choice_follows_the_variable_and_the_backend_when_a_network_is_ma
     assert net.kernels == expected
     for choice in ("cpu", "plain"):
         monkeypatch.setenv(_xla_cpu.KERNELS_ENV_VAR, choice)
-        assert make_network(NetworkConfig("tanh", 8), (3,), DISCRETE, key=getkey()).kernels == choice
+        assert (
+            make_network(NetworkConfig("tanh", 8), (3,), DISCRETE, key=getkey()).kernels == choice
+        )
         assert net.kernels == expected  # held by the network, not read again
     monkeypatch.setenv(_xla_cpu.KERNELS_ENV_VAR, "fast")
     with pytest.raises(ValueError, match="EQXPPO_KERNELS='fast'"):

@@ -3,7 +3,7 @@
 import contextlib
 import csv
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +55,6 @@ def split_hpo_nas(values: dict[str, Any], where: str) -> tuple[dict[str, Any], d
     hpo = {k: v for k, v in values.items() if k in HPO_KEYS}
     nas = {k: v for k, v in values.items() if k in NAS_KEYS}
     return hpo, nas
-
-
-def require_positive(values: Mapping[str, Any], names: Sequence[str]) -> None:
-    """Raise `UserError` naming the flag (`--n-envs`) of the first count below 1."""
-    for name in names:
-        if values[name] < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {values[name]}.")
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import jax.random as jr
 import numpy as np
 
 from ..ppo import PPO, load
-from ._common import CHECKPOINT, UserError, require_positive, user_input
+from ._common import CHECKPOINT, UserError, user_input
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
@@ -19,7 +19,6 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise UserError(f"evaluate: no checkpoint at {str(path)!r} (expected a run directory "
                          f"of `eqxppo train --out DIR` or a {CHECKPOINT} file).")  # fmt: skip
-    require_positive(vars(args), ("episodes",))
     with user_input():
         agent, state = load(path)
     runner_state = state.runner_state

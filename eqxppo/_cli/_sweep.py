@@ -41,7 +41,6 @@ from ._common import (
     parse_sets,
     progress,
     pyplot,
-    require_positive,
     split_hpo_nas,
     user_input,
     write_csv,
@@ -123,11 +122,6 @@ def _on_cluster(args: argparse.Namespace, tasks: list[SweepTask], out: Path) -> 
 
 def sweep_command(args: argparse.Namespace) -> int:
     """Sample, train (here or on a cluster), rank, write and print."""
-    require_positive(
-        vars(args), ("n_configs", "seeds", "timesteps", "chunks", "eval_episodes", "n_envs")
-    )
-    if args.workers is not None and args.workers < 1:
-        raise UserError(f"--workers must be >= 1, got {args.workers}.")
     configs, nas = _sample(args)
     seeds = list(range(args.seed, args.seed + args.seeds))
     env_args = {"env_framework": args.framework, "env_name": args.env, "n_envs": args.n_envs}

@@ -28,7 +28,6 @@ from ._common import (
     progress,
     pyplot,
     read_csv,
-    require_positive,
     split_hpo_nas,
     user_input,
     write_csv,
@@ -67,7 +66,6 @@ def _new_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOState, P
         )  # fmt: skip
         agent = PPO(hpo, env, cnn_policy=settings["cnn_policy"], nas_config=nas,
                     track_metrics=True)  # fmt: skip
-    require_positive(settings, ("timesteps", "chunks", "eval_episodes"))
     settings["chunk_timesteps"] = math.ceil(settings["timesteps"] / settings["chunks"])
     settings["hpo"] = hpo_config_to_dict(agent.config, agent.hparams)
     settings["nas"] = agent.nas_config

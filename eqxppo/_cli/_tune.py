@@ -18,7 +18,7 @@ import numpy as np
 from .._extras import MissingExtraError
 from ..autorl import incumbent, read_trials, tune
 from ..configspaces import get_search_space
-from ._common import UserError, progress, pyplot, require_positive, user_input, write_csv
+from ._common import UserError, progress, pyplot, user_input, write_csv
 
 
 def _plot(trials: list, path: Path) -> None:
@@ -47,7 +47,6 @@ def _rows(trials: list) -> list[dict[str, Any]]:
 
 def tune_command(args: argparse.Namespace) -> int:
     """Run or resume the loop, then write the table and the plot and print the best."""
-    require_positive(vars(args), ("trials", "batch", "timesteps", "seeds", "n_envs", "reports"))
     out = Path(args.out)
     settings = {
         "optimizer": args.optimizer, "env": args.env, "framework": args.framework,

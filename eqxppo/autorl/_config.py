@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._counts import as_count
 from .._extras import require
 from ..envs import AbstractEnvironment, make_env
 
@@ -50,6 +51,11 @@ OBJECTIVES = {"runtime": "lower", "emissions": "lower", "reward_mean": "upper",
               "reward_std": "lower"}  # fmt: skip
 STATE_FEATURES = ("grad_info",)
 CHECKPOINT_PARTS = ("opt_state", "params", "loss", "trajectories", "all")
+
+
+# The config's counts and their least values (`merge_config` makes them ints).
+COUNT_KEYS = {"seed": 0, "n_envs": 1, "n_steps": 1, "n_total_timesteps": 0, "n_eval_steps": 1,
+              "n_eval_episodes": 1}  # fmt: skip
 
 
 def merge_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -85,18 +91,20 @@ def merge_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
         if name not in CHECKPOINT_PARTS:
             raise ValueError(f"Invalid checkpoint part {name!r}; valid: {list(CHECKPOINT_PARTS)}.")
     merged["objectives"] = objectives
+    # Counts through eqxppo's one parser: `1e5` is a count, `1.5` and `True` are not.
+    for key, low in COUNT_KEYS.items():
+        merged[key] = as_count(key, merged[key], low)
     return merged
 
 
 def make_envs(config: Mapping[str, Any]) -> tuple[AbstractEnvironment, AbstractEnvironment]:
     """The training and evaluation environments, as ARLBench makes them (the evaluation
     environment with `eval_env_kwargs` and seed `seed + 1`)."""
-    common = {"cnn_policy": config["cnn_policy"], "n_envs": int(config["n_envs"])}
-    env = make_env(config["env_framework"], config["env_name"], seed=int(config["seed"]),
+    common = {"cnn_policy": config["cnn_policy"], "n_envs": config["n_envs"]}
+    env = make_env(config["env_framework"], config["env_name"], seed=config["seed"],
                    env_kwargs=dict(config["env_kwargs"]), **common)  # fmt: skip
-    eval_env = make_env(config["env_framework"], config["env_name"],
-                        seed=int(config["seed"]) + 1, env_kwargs=dict(config["eval_env_kwargs"]),
-                        **common)  # fmt: skip
+    eval_env = make_env(config["env_framework"], config["env_name"], seed=config["seed"] + 1,
+                        env_kwargs=dict(config["eval_env_kwargs"]), **common)  # fmt: skip
     return env, eval_env
 
 

@@ -34,6 +34,7 @@ import jax.random as jr
 import numpy as np
 from ConfigSpace import Configuration, ConfigurationSpace
 
+from .._counts import as_count, budget_or_defaults
 from .._extras import require
 from ..ppo import PPO, PPOState, PPOTrainingResult, load, save
 from . import _config
@@ -82,7 +83,7 @@ class AutoRLEnv(gymnasium.Env):
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self._config = _config.merge_config(config)
-        self._seed = int(self._config["seed"])
+        self._seed = self._config["seed"]
         self._done = True
         self._total_training_steps = 0
         self._c_step = 0
@@ -114,7 +115,7 @@ class AutoRLEnv(gymnasium.Env):
         """Start an episode: the next step initialises a fresh agent state."""
         del options
         if seed is not None:
-            self._seed = int(seed)
+            self._seed = as_count("seed", seed)
         self._done = False
         self._c_step = 0
         self._c_episode += 1
@@ -138,15 +139,17 @@ class AutoRLEnv(gymnasium.Env):
         if self._done:
             raise ValueError("Called step() before reset().")
         self._c_step += 1
-        self._done = self._c_step >= int(self._config["n_steps"])
+        self._done = self._c_step >= self._config["n_steps"]
         self._hpo_config = {**self._hpo_config, **dict(action)}
         self._algorithm.update_hpo_config(self._hpo_config)
         if checkpoint_path:
             self._algorithm_state = self._load(checkpoint_path)
         elif self._algorithm_state is None:
-            run_seed = self._seed if seed is None else int(seed)
+            run_seed = self._seed if seed is None else as_count("seed", seed)
             self._algorithm_state = self._algorithm.init(jr.fold_in(jr.key(0), run_seed))
-        budget = self._budget(n_total_timesteps, n_eval_steps, n_eval_episodes)
+        budget = budget_or_defaults(
+            self._config, n_total_timesteps, n_eval_steps, n_eval_episodes
+        )._asdict()
 
         obs = {"steps": np.array([self._c_step, self._total_training_steps], np.float32)}
         meter = _config.EmissionsMeter("emissions" in self._config["objectives"])
@@ -173,15 +176,6 @@ class AutoRLEnv(gymnasium.Env):
         if self._config["checkpoint"]:
             info["checkpoint"] = self._save()
         return obs, objectives, False, self._done, info
-
-    def _budget(self, n_total_timesteps: Any, n_eval_steps: Any, n_eval_episodes: Any) -> dict:
-        config = self._config
-        pick = lambda value, key: config[key] if value is None else value
-        return {
-            "n_total_timesteps": int(pick(n_total_timesteps, "n_total_timesteps")),
-            "n_eval_steps": int(pick(n_eval_steps, "n_eval_steps")),
-            "n_eval_episodes": int(pick(n_eval_episodes, "n_eval_episodes")),
-        }
 
     # -- checkpoints ----------------------------------------------------------------------
 

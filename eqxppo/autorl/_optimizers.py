@@ -137,7 +137,12 @@ class SMACSearch:
 
     def ask(self, n: int) -> list[Ask]:
         infos = [self.smac.ask() for _ in range(n)]
-        return [Ask(i, _plain(i.config), int(round(i.budget or self.budget))) for i in infos]
+        # Hyperband's budgets are fractions of the full one (11111.1...): the nearest
+        # whole number of steps; `None` asks for the full budget.
+        return [
+            Ask(i, _plain(i.config), self.budget if i.budget is None else round(i.budget))
+            for i in infos
+        ]
 
     def tell(self, ask: Ask, value: float | None, *, pruned: bool = False) -> None:
         del pruned

@@ -22,6 +22,7 @@ import jax.random as jr
 import numpy as np
 from ConfigSpace import Configuration, ConfigurationSpace
 
+from .._counts import as_count, budget_or_defaults
 from ..ppo import PPO, Population, PopulationState
 from . import _config
 from ._env import grad_info, observation_space, train_info_df
@@ -89,7 +90,9 @@ class AutoRLPopulationEnv:
             raise ValueError("Called step() before reset().")
         if isinstance(actions, Mapping) or not len(actions):
             raise TypeError("actions must be a non-empty sequence of configurations.")
-        seeds = (int(self._config["seed"]),) if seeds is None else tuple(int(s) for s in seeds)
+        seeds = (
+            (self._config["seed"],) if seeds is None else tuple(as_count("seed", s) for s in seeds)
+        )
         n_members = len(actions) * len(seeds)
         if self._state is not None and n_members != len(self._member_configs):
             raise ValueError(
@@ -103,12 +106,10 @@ class AutoRLPopulationEnv:
             for j in range(len(seeds))
         ]
         self._c_step += 1
-        self._done = self._c_step >= int(self._config["n_steps"])
-        budget = {
-            "n_total_timesteps": int(n_total_timesteps or self._config["n_total_timesteps"]),
-            "n_eval_steps": int(n_eval_steps or self._config["n_eval_steps"]),
-            "n_eval_episodes": int(n_eval_episodes or self._config["n_eval_episodes"]),
-        }
+        self._done = self._c_step >= self._config["n_steps"]
+        budget = budget_or_defaults(
+            self._config, n_total_timesteps, n_eval_steps, n_eval_episodes
+        )._asdict()
 
         start = time.perf_counter()
         options = dict(

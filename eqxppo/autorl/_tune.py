@@ -27,6 +27,7 @@ import jax.random as jr
 import numpy as np
 from ConfigSpace import ConfigurationSpace
 
+from .._counts import as_count
 from ..ppo import Population, PPORunnerState
 from . import _config
 from ._optimizers import Ask, make_optimizer
@@ -78,7 +79,7 @@ class _Batch:
     def __init__(self, config: Mapping[str, Any], seeds: Sequence[int], reports: int) -> None:
         self.config = config
         self.env, self.eval_env = _config.make_envs(config)
-        self.seeds, self.reports = tuple(int(s) for s in seeds), reports
+        self.seeds, self.reports = tuple(as_count("seed", s) for s in seeds), reports
         self.states: dict[str, tuple[list[PPORunnerState], int]] = {}
 
     def run(self, asks: Sequence[Ask], report: Callable[[Ask, float, int], bool]) -> list[dict]:
@@ -115,7 +116,7 @@ class _Batch:
         pruned = [False] * len(asks)
         chunk = math.ceil(steps / self.reports) if steps else 0
         for r in range(self.reports if steps else 0):
-            episodes = int(self.config["n_eval_episodes"])
+            episodes = self.config["n_eval_episodes"]
             state, result = pop.train(
                 state, n_total_timesteps=chunk, n_eval_steps=1, n_eval_episodes=episodes
             )
@@ -167,8 +168,8 @@ def tune(
     - `reports`: intermediate evaluations per trial (Optuna prunes on them).
     - `on_batch`: called with the trials of each finished batch.
     """
-    if n_trials < 1 or batch < 1 or timesteps < 1 or reports < 1:
-        raise ValueError("n_trials, batch, timesteps and reports must be >= 1.")
+    n_trials, batch = as_count("n_trials", n_trials, 1), as_count("batch", batch, 1)
+    timesteps, reports = as_count("timesteps", timesteps, 1), as_count("reports", reports, 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "trials.jsonl"

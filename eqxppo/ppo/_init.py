@@ -10,7 +10,7 @@ from jaxtyping import PRNGKeyArray, jaxtyped
 from ..configspaces import NetworkConfig, PPOHyperparams
 from ..envs import AbstractEnvironment, init_normalizer
 from ..networks import AbstractActorCritic, make_network
-from ._optimizer import make_optimizer
+from ._optimizer import OptimizerFactory, make_optimizer
 from ._state import PPORunnerState, PPOState, PPOTrainState
 
 
@@ -24,6 +24,7 @@ def init(
     *,
     network: AbstractActorCritic | None = None,
     opt_state: optax.OptState | None = None,
+    optimizer: OptimizerFactory = make_optimizer,
 ) -> PPOState:
     """Initialise a PPO state, as ARLBench's `PPO.init` does.
 
@@ -39,6 +40,8 @@ def init(
       everything but its trainable arrays).
     - `opt_state`: an optimizer state of those parameters to start from instead of a
       fresh one (`PPOTrainState.opt_state`).
+    - `optimizer`: the optimizer factory `train` will use (`make_optimizer`, PPO's
+      clipped Adam, by default); its state is initialised here.
 
     **Returns:**
 
@@ -51,7 +54,7 @@ def init(
         params = eqx.filter(network, eqx.is_inexact_array)
         fresh = eqx.combine(params, eqx.filter(fresh, eqx.is_inexact_array, inverse=True))
     train_state = PPOTrainState.create_with_opt_state(
-        network=fresh, tx=make_optimizer(hparams), opt_state=opt_state
+        network=fresh, tx=optimizer(hparams), opt_state=opt_state
     )
     runner_state = PPORunnerState(
         rng=run_key,

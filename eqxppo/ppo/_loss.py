@@ -1,5 +1,8 @@
 """The clipped PPO objective with value clipping and an entropy bonus."""
 
+from collections.abc import Callable
+from typing import TypeAlias
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -73,3 +76,11 @@ def ppo_loss(
 
     total = actor_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
     return total, (value_loss, actor_loss, entropy)
+
+
+# What `train` can take in place of `ppo_loss`: a minibatch's loss to minimise and the
+# three terms PPO's metrics report, from the network, the minibatch and the traced
+# hyperparameters.
+LossFn: TypeAlias = Callable[
+    [AbstractActorCritic, Batch, PPOHyperparams], tuple[Scalar, tuple[Scalar, Scalar, Scalar]]
+]

@@ -1,5 +1,8 @@
 """PPO's optimizer: global-norm clipping, Adam (eps 1e-5), learning rate, all traced."""
 
+from collections.abc import Callable
+from typing import TypeAlias
+
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import optax
@@ -45,3 +48,9 @@ def make_optimizer(hparams: PPOHyperparams) -> optax.GradientTransformation:
         optax.scale_by_adam(eps=1e-5),
         optax.scale_by_learning_rate(hparams.learning_rate),
     )
+
+
+# What `init` and `train` can take in place of `make_optimizer`: an optax transformation
+# built from the traced hyperparameters at each update. Its state's structure must not
+# depend on their values (the state is made once, by `init`).
+OptimizerFactory: TypeAlias = Callable[[PPOHyperparams], optax.GradientTransformation]

@@ -8,7 +8,7 @@ from beartype import beartype
 from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
 
 from ..configspaces import CONTINUOUS_KEYS, PPOHyperparams
-from ._state import PPORunnerState
+from ._state import LEARNED_FIELDS, PPORunnerState
 
 
 _NAMES = CONTINUOUS_KEYS
@@ -43,11 +43,14 @@ def exploit_and_explore(
 ) -> PPORunnerState:
     """Replace the `n_worst` lowest-scoring members by perturbed copies of good ones.
 
-    Each replaced member copies the network, optimizer state, observation statistics and
-    hyperparameters of a member drawn uniformly from the `n_best` highest-scoring ones
-    (default `n_worst`) and multiplies each continuous hyperparameter by a factor drawn
-    from `factors` (`gamma` and `gae_lambda`: their distance to 1, clipped to [0, 1]). It
-    keeps its own key, environments and step count, so copies do not retrace their source.
+    Each replaced member copies what a member drawn uniformly from the `n_best`
+    highest-scoring ones (default `n_worst`) has learned (`LEARNED_FIELDS`: network,
+    optimizer state, observation statistics, hyperparameters and the `diverged` flag, so
+    a diverged member revived by a finite copy trains again) and multiplies each
+    continuous hyperparameter by a factor drawn from `factors` (`gamma` and
+    `gae_lambda`: their distance to 1, clipped to [0, 1]). It keeps its own
+    (`OWN_FIELDS`): key, environments and step count, so copies do not retrace their
+    source.
     Indices and factors are traced: repeated calls never recompile.
 
     **Arguments:**
@@ -72,13 +75,11 @@ def exploit_and_explore(
     src = jnp.arange(n).at[worst].set(sources)
     replaced = jnp.zeros(n, bool).at[worst].set(True)
 
-    take = lambda tree: jax.tree.map(lambda x: x[src], tree)
-    arrays, static = eqx.partition(runner_states.train_state, eqx.is_array)
-    train_state = eqx.combine(take(arrays), static)
+    def take(tree):
+        arrays, static = eqx.partition(tree, eqx.is_array)
+        return eqx.combine(jax.tree.map(lambda x: x[src], arrays), static)
+
+    learned = {name: take(getattr(runner_states, name)) for name in LEARNED_FIELDS}
     draws = jr.choice(factor_key, jnp.asarray(factors, jnp.float32), (n, len(_NAMES)))
-    hparams = _perturb(take(runner_states.hparams), jnp.where(replaced[:, None], draws, 1.0))
-    return runner_states._replace(
-        train_state=train_state,
-        normalizer_state=take(runner_states.normalizer_state),
-        hparams=hparams,
-    )
+    learned["hparams"] = _perturb(learned["hparams"], jnp.where(replaced[:, None], draws, 1.0))
+    return runner_states._replace(**learned)

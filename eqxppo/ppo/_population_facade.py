@@ -23,6 +23,8 @@ from ConfigSpace import Configuration
 from jax.typing import ArrayLike
 from jaxtyping import PRNGKeyArray
 
+from .. import _xla_cpu
+from .._counts import Count, as_count
 from ..configspaces import (
     CONTINUOUS_KEYS,
     PPOConfig,
@@ -31,7 +33,6 @@ from ..configspaces import (
     hpo_config_to_dict,
     parse_hpo_config,
 )
-from .. import _xla_cpu
 from ..envs import AbstractEnvironment
 from ..networks import kernels_of
 from ._pbt import exploit_and_explore
@@ -41,7 +42,6 @@ from ._programs import PROGRAMS, compile_all, program_key
 from ._sharding import member_mesh, pad_members, padded_size, shard_members, to_host
 from ._spec import AgentSpec
 from ._state import PPORunnerState, PPOState, PPOTrainingResult
-from ._train import Count, as_count
 
 
 _HPARAM_NAMES = CONTINUOUS_KEYS

@@ -11,6 +11,7 @@ from ConfigSpace import Configuration, ConfigurationSpace
 from jaxtyping import Array, Float, PRNGKeyArray, Real
 
 from .. import configspaces
+from .._counts import Count, as_count
 from ..configspaces import NetworkConfig, parse_hpo_config
 from ..envs import AbstractEnvironment
 from ..networks import AbstractActorCritic, make_network
@@ -20,7 +21,7 @@ from ._population_facade import Population, PopulationState
 from ._predict import predict
 from ._spec import AgentSpec
 from ._state import PPORunnerState, PPOState, PPOTrainingResult
-from ._train import Count, as_count, train
+from ._train import train
 
 
 _evaluate = eqx.filter_jit(evaluate)

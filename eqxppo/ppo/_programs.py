@@ -18,7 +18,6 @@ import equinox as eqx
 import jax
 
 
-
 def default_workers() -> int:
     """Threads for parallel compilation: half the CPU cores this process may use.
 

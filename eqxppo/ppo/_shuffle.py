@@ -30,4 +30,6 @@ def epoch_permutations(
     program holds (`hparams.update_epochs`) sees the orders it would see alone.
     """
     epochs = jnp.arange(n_epochs, dtype=jnp.uint32)
-    return jax.vmap(lambda e: permutation(jr.fold_in(key, e), batch_size, kernels=kernels)[:n_used])(epochs)
+    return jax.vmap(
+        lambda e: permutation(jr.fold_in(key, e), batch_size, kernels=kernels)[:n_used]
+    )(epochs)

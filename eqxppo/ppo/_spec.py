@@ -17,10 +17,10 @@ import jax.tree_util as jtu
 import numpy as np
 from ConfigSpace import Configuration
 
+from .._counts import check_budget
 from ..configspaces import NetworkConfig, parse_nas_config
 from ..envs import AbstractEnvironment, make_env
 from ..networks import AbstractActorCritic, make_network
-from ._train import check_budget
 
 
 def _is_param(x: Any) -> bool:

@@ -90,6 +90,15 @@ class PPORunnerState(NamedTuple):
     diverged: Bool[Array, ""]
 
 
+# How a `PPORunnerState`'s fields divide between what a run has learned (the policy,
+# everything it depends on, and the flag that says whether it still learns) and what is
+# the run's own (its randomness, its environments and its step count). PBT copies the
+# learned fields from one member to another and nothing else; a new field must be put on
+# one side (`tests/test_population.py` checks that both cover every field).
+LEARNED_FIELDS = ("train_state", "normalizer_state", "hparams", "diverged")
+OWN_FIELDS = ("rng", "env_state", "obs", "global_step")
+
+
 class PPOState(NamedTuple):
     """PPO algorithm state: `(runner_state, buffer_state)`; PPO has no buffer (`None`)."""
 
@@ -125,8 +134,9 @@ class PPOMetrics(NamedTuple):
     its group, holds NaN):
 
     - `loss`: `(total, (value_loss, actor_loss, entropy))`, as in ARLBench.
-    - `grads`: the global norm of the gradient (ARLBench keeps every gradient, which is
-      the network's size times the number of minibatches).
+    - `grad_norm`: the global norm of the gradient, in ARLBench's second field (which
+      there keeps every gradient: the network's size times the number of minibatches);
+      `grads` is the same array under ARLBench's name.
     - `grad_var`: the variance of the gradient's entries.
 
     `advantages` are the GAE advantages of each rollout, `(n_steps, n_envs)` per update.
@@ -134,15 +144,20 @@ class PPOMetrics(NamedTuple):
     """
 
     loss: tuple[Array, tuple[Array, Array, Array]]
-    grads: Array
+    grad_norm: Array
     advantages: Array
     grad_var: Array
+
+    @property
+    def grads(self) -> Array:
+        """ARLBench's name for the second field: here the gradient's global norm."""
+        return self.grad_norm
 
     def grad_info(self) -> tuple[Array, Array]:
         """`(grad_norm, grad_var)` per update: the means over the epochs it took and
         their minibatches."""
         mean = lambda x: jnp.nanmean(x, axis=(-2, -1))
-        return mean(self.grads), mean(self.grad_var)
+        return mean(self.grad_norm), mean(self.grad_var)
 
 
 class PPOTrainingResult(NamedTuple):

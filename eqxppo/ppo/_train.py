@@ -1,56 +1,19 @@
 """Train PPO for a budget of environment steps, evaluating after each chunk."""
 
-import math
-from typing import Any, TypeAlias
-
 import equinox as eqx
 import jax.random as jr
-import numpy as np
 from beartype import beartype
 from jaxtyping import jaxtyped
 
+from .._counts import Count, check_budget
 from ..configspaces import PPOConfig
 from ..envs import AbstractEnvironment
 from ._evaluate import evaluate
+from ._loss import LossFn, ppo_loss
+from ._optimizer import OptimizerFactory, make_optimizer
 from ._scan import filter_scan
 from ._state import PPORunnerState, PPOTrainingResult
 from ._update import update_step, updates_per_chunk
-
-
-# A count as ARLBench's configs write it: an int, a NumPy integer, or an integral float (1e5).
-Count: TypeAlias = int | float | np.integer | np.floating
-
-
-def as_count(name: str, value: Any, low: int = 0) -> int:
-    """`value` as an int >= `low`: ints, NumPy integers and integral floats (`1e5`) pass.
-
-    **Raises:**
-
-    `TypeError` for a bool or a non-number; `ValueError` for a fractional or non-finite
-    float (`1.5`), or a count below `low`. The message names `name`.
-    """
-    if isinstance(value, bool | np.bool_) or not isinstance(
-        value, int | float | np.integer | np.floating
-    ):
-        raise TypeError(f"`{name}` must be an integer, got {value!r} ({type(value).__name__}).")
-    if isinstance(value, float | np.floating):
-        if not math.isfinite(value) or not float(value).is_integer():
-            raise ValueError(f"`{name}` must be a whole number, got {value!r}.")
-    count = int(value)
-    if count < low:
-        raise ValueError(f"`{name}` must be >= {low}, got {value!r}.")
-    return count
-
-
-def check_budget(
-    n_total_timesteps: Any, n_eval_steps: Any, n_eval_episodes: Any
-) -> tuple[int, int, int]:
-    """The budget as ints (`as_count`); raises for a budget that makes no sense."""
-    return (
-        as_count("n_total_timesteps", n_total_timesteps, 0),
-        as_count("n_eval_steps", n_eval_steps, 1),
-        as_count("n_eval_episodes", n_eval_episodes, 1),
-    )
 
 
 def check_runner_state(runner_state: PPORunnerState, env: AbstractEnvironment) -> None:
@@ -78,6 +41,8 @@ def train(
     deterministic_eval: bool = True,
     track_metrics: bool = False,
     track_trajectories: bool = False,
+    loss: LossFn = ppo_loss,
+    optimizer: OptimizerFactory = make_optimizer,
 ) -> tuple[PPORunnerState, PPOTrainingResult]:
     """Train for at least `n_total_timesteps` environment steps in `n_eval_steps` chunks.
 
@@ -85,6 +50,8 @@ def train(
     iterations (ARLBench's rounding), then evaluates `n_eval_episodes` episodes on
     `eval_env` (default: `env`) with a fresh key split from the run's key. The continuous
     hyperparameters are `runner_state.hparams` (traced: new values never recompile).
+    `loss` and `optimizer` swap PPO's objective and its optimizer (`update_step`); the
+    optimizer state must be the one `init(..., optimizer=optimizer)` made.
 
     **Returns:**
 
@@ -102,8 +69,14 @@ def train(
     def chunk(runner_state: PPORunnerState, _):
         runner_state, (metrics, trajectories) = filter_scan(
             lambda rs, _: update_step(
-                rs, env, config, track_metrics=track_metrics, track_trajectories=track_trajectories
-            ),
+                rs,
+                env,
+                config,
+                track_metrics=track_metrics,
+                track_trajectories=track_trajectories,
+                loss=loss,
+                optimizer=optimizer,
+            ),  # fmt: skip
             runner_state,
             None,
             n_updates,

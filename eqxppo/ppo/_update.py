@@ -1,7 +1,8 @@
 """One PPO iteration: rollout, GAE, then epochs of minibatch gradient steps."""
 
+import functools
 from collections.abc import Callable
-from typing import cast
+from typing import TypeVar, cast
 
 import equinox as eqx
 import jax
@@ -16,11 +17,14 @@ from ..envs import AbstractEnvironment, update_normalizer
 from ..networks import AbstractActorCritic, kernels_of
 from ._flat import flatten_network, flatten_opt_state
 from ._gae import compute_gae
-from ._loss import Batch, ppo_loss
-from ._optimizer import global_norm, make_optimizer
+from ._loss import Batch, LossFn, ppo_loss
+from ._optimizer import OptimizerFactory, global_norm, make_optimizer
 from ._rollout import collect_rollout, maybe_normalize
 from ._shuffle import epoch_permutations
 from ._state import PPOMetrics, PPORunnerState, PPOTrainState, Transition
+
+
+T = TypeVar("T")
 
 
 class FlatTrainState(eqx.Module):
@@ -48,19 +52,22 @@ def update_minibatch(
     unflatten: Callable[[Array], AbstractActorCritic],
     minibatch: Batch,
     hparams: PPOHyperparams,
+    *,
+    loss: LossFn = ppo_loss,
+    optimizer: OptimizerFactory = make_optimizer,
 ) -> tuple[FlatTrainState, StepStats]:
-    """One gradient step on one minibatch."""
+    """One gradient step of `optimizer(hparams)` on `loss` over one minibatch."""
 
-    def loss(params: Array) -> tuple[Array, tuple[Array, Array, Array]]:
-        return ppo_loss(unflatten(params), minibatch, hparams)
+    def objective(params: Array) -> tuple[Array, tuple[Array, Array, Array]]:
+        return loss(unflatten(params), minibatch, hparams)
 
-    (total, aux), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
-    updates, opt_state = make_optimizer(hparams).update(grads, state.opt_state, state.params)
+    (total, aux), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    updates, opt_state = optimizer(hparams).update(grads, state.opt_state, state.params)
     state = FlatTrainState(state.params + cast(Array, updates), opt_state, state.step + 1)
     return state, StepStats((total, aux), global_norm(grads), jnp.var(grads))
 
 
-def update_epoch(
+def _run_epoch(
     state: FlatTrainState,
     unflatten: Callable[[Array], AbstractActorCritic],
     batch: Batch,
@@ -68,6 +75,7 @@ def update_epoch(
     hparams: PPOHyperparams,
     *,
     minibatch_size: int,
+    step: Callable[..., tuple[FlatTrainState, StepStats]],
 ) -> tuple[FlatTrainState, StepStats]:
     """One epoch: take the batch in `permutation`'s order, step on each minibatch in turn.
 
@@ -79,12 +87,10 @@ def update_epoch(
     minibatches = jtu.tree_map(
         lambda x: x[permutation].reshape(n_minibatches, minibatch_size, *x.shape[1:]), batch
     )
-    return jax.lax.scan(
-        lambda st, mb: update_minibatch(st, unflatten, mb, hparams), state, minibatches
-    )
+    return jax.lax.scan(lambda st, mb: step(st, unflatten, mb, hparams), state, minibatches)
 
 
-def update_epochs(
+def _run_epoch_slots(
     state: FlatTrainState,
     unflatten: Callable[[Array], AbstractActorCritic],
     batch: Batch,
@@ -92,6 +98,7 @@ def update_epochs(
     hparams: PPOHyperparams,
     *,
     minibatch_size: int,
+    step: Callable[..., tuple[FlatTrainState, StepStats]],
 ) -> tuple[FlatTrainState, StepStats]:
     """The epochs of one update: the first `hparams.update_epochs` of the slots run.
 
@@ -102,8 +109,8 @@ def update_epochs(
     """
 
     def run(st: FlatTrainState, permutation: Array) -> tuple[FlatTrainState, StepStats]:
-        return update_epoch(
-            st, unflatten, batch, permutation, hparams, minibatch_size=minibatch_size
+        return _run_epoch(
+            st, unflatten, batch, permutation, hparams, minibatch_size=minibatch_size, step=step
         )
 
     def skip(st: FlatTrainState, permutation: Array) -> tuple[FlatTrainState, StepStats]:
@@ -122,6 +129,11 @@ def _flatten(x: Array) -> Array:
     return x.reshape(-1, *x.shape[2:])
 
 
+def _select(pred: Bool[Array, ""], new: T, old: T) -> T:
+    """`new` where `pred`, else `old`, leaf by leaf (non-array leaves from `new`)."""
+    return jtu.tree_map(lambda a, b: jnp.where(pred, a, b) if eqx.is_array(a) else a, new, old)
+
+
 def _all_finite(tree) -> Bool[Array, ""]:
     leaves = jtu.tree_leaves(eqx.filter(tree, eqx.is_inexact_array))
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
@@ -134,18 +146,25 @@ def update_step(
     *,
     track_metrics: bool,
     track_trajectories: bool,
+    loss: LossFn = ppo_loss,
+    optimizer: OptimizerFactory = make_optimizer,
 ) -> tuple[PPORunnerState, tuple[PPOMetrics | None, Transition | None]]:
     """One PPO iteration on `n_envs * n_steps` fresh transitions.
 
     Rollout with the current policy; values of the visited and of the reached
     observations in one critic pass; GAE; observation statistics updated (when
     `hparams.normalize_observations`); `hparams.update_epochs` epochs of minibatch steps
-    (at most the program's `config.update_epochs` slots).
+    (at most the program's `config.update_epochs` slots), each minibatch one step of
+    `optimizer(hparams)` on `loss` (PPO's clipped objective and Adam by default; any
+    function of `(network, batch, hparams)` returning `(total, (value_loss,
+    actor_loss, entropy))`, and any factory whose state `init` made with it).
 
-    Divergence guard: if any loss or any new parameter is not finite, the update is
-    thrown away (network and optimizer state stay as they were) and
-    `runner_state.diverged` is set. A diverged state keeps its last finite network and
-    never trains again; the flag is per run, so each member of a population has its own.
+    Divergence guard: if any loss, new parameter, optimizer moment or observation
+    statistic is not finite, the update is thrown away (network, optimizer state and
+    observation statistics stay as they were) and `runner_state.diverged` is set. A
+    diverged state keeps its last finite policy, statistics included, and never trains
+    again (the environments still step); the flag is per run, so each member of a
+    population has its own.
     """
     rng, rollout_key, epochs_key = jr.split(runner_state.rng, 3)
     train_state, hparams = runner_state.train_state, runner_state.hparams
@@ -167,13 +186,10 @@ def update_step(
         rollout.step.truncated, hparams.gamma, hparams.gae_lambda,
     )  # fmt: skip
 
-    normalizer = jtu.tree_map(
-        lambda new, old: jnp.where(norm_obs, new, old),
-        update_normalizer(normalizer, rollout.obs),
-        normalizer,
-    )
+    # The statistics the update trains on; kept only with the update (below).
+    new_normalizer = _select(norm_obs, update_normalizer(normalizer, rollout.obs), normalizer)
     batch = Batch(
-        obs=_flatten(maybe_normalize(normalizer, rollout.obs, norm_obs)),
+        obs=_flatten(maybe_normalize(new_normalizer, rollout.obs, norm_obs)),
         action=_flatten(rollout.action),
         log_prob=_flatten(rollout.log_prob),
         value=_flatten(value),
@@ -189,28 +205,30 @@ def update_step(
     flat_params, unflatten = flatten_network(train_state.network)
     flat_opt_state, unflatten_opt_state = flatten_opt_state(train_state.opt_state, network)
     state = FlatTrainState(flat_params, flat_opt_state, train_state.step)
-    state, stats = update_epochs(
-        state, unflatten, batch, permutations, hparams, minibatch_size=minibatch_size
+    step = functools.partial(update_minibatch, loss=loss, optimizer=optimizer)
+    state, stats = _run_epoch_slots(
+        state, unflatten, batch, permutations, hparams, minibatch_size=minibatch_size, step=step
     )
 
     # Skipped epoch slots report NaN on purpose; only the epochs that ran are checked.
+    # Everything the update produced is checked: the losses, the parameters and the
+    # optimizer state (with `max_grad_norm = 0` a huge finite gradient can make Adam's
+    # second moment `inf`, which turns that parameter's updates into exact zeros).
     ran = jnp.arange(config.update_epochs) < hparams.update_epochs
     losses = jtu.tree_map(lambda x: jnp.where(ran[:, None], x, 0.0), stats.loss)
-    finite = _all_finite(losses) & _all_finite(state.params)
+    finite = _all_finite(losses) & _all_finite(state) & _all_finite(new_normalizer)
     keep = finite & ~runner_state.diverged
     new_train_state = PPOTrainState(
         unflatten(state.params), unflatten_opt_state(state.opt_state), state.step
     )
-    train_state = jtu.tree_map(
-        lambda new, old: jnp.where(keep, new, old) if eqx.is_array(new) else new,
-        new_train_state,
-        train_state,
-    )
+    # A dropped update leaves everything the policy depends on as it was: the network,
+    # the optimizer state and the observation statistics.
+    train_state = _select(keep, new_train_state, train_state)
 
     runner_state = PPORunnerState(
         rng=rng,
         train_state=train_state,
-        normalizer_state=normalizer,
+        normalizer_state=_select(keep, new_normalizer, normalizer),
         env_state=env_state,
         obs=obs,
         global_step=runner_state.global_step + config.batch_size(env.n_envs),
