@@ -3,11 +3,18 @@
 User errors (unknown hyperparameter, value out of range, unknown environment, missing
 directory, unreadable checkpoint, flags that conflict with a resumed run) exit with status
 2 and one line on stderr. Anything else is a bug: it shows its traceback and exits 1.
+
+Divergence is never silent. `train` exits with status 3 when its run diverged (after
+writing its outputs, with the chunk named on stderr and in `metrics.csv` and
+`status.json`); `sweep` ranks configurations with a diverged seed last, counts them in
+`results.csv` (`diverged_seeds`) and names them on stderr; `tune` tells a diverged trial
+as failed; `evaluate` warns that the checkpoint's run diverged. The last three exit 0:
+a diverged run is then one of their results, not a failure of the command.
 """
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from ._cli import UserError, evaluate_command, sweep_command, train_command, tune_command
 from ._cli._common import parse_value
@@ -43,8 +50,16 @@ def _add_cache_flags(parser: argparse.ArgumentParser) -> None:
                        help="compile every program afresh")  # fmt: skip
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's errors (a count of `1.5`, an unknown flag) as the one-line, status-2
+    `UserError` every other mistake in what the user typed is."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{self.prog}: {message}")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="eqxppo", description="PPO on Equinox.")
+    parser = _Parser(prog="eqxppo", description="PPO on Equinox.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train PPO on one environment (or resume a run)")
@@ -138,7 +153,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m eqxppo` and the `eqxppo` script."""
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except UserError as error:
+        print(f"eqxppo: error: {error}", file=sys.stderr)
+        return 2
     # Every program, even a small one: a sweep's trials and a resumed run then start
     # from what the earlier processes compiled. Restored afterwards, for callers that
     # run `main` inside their own process.

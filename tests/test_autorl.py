@@ -218,3 +218,30 @@ def test_a_diverging_trial_is_told_as_failed_and_the_loop_goes_on(tmp_path):
     assert by_rate[1e30].status == "failed" and by_rate[1e30].objective is None
     assert by_rate[1e-3].status == "complete" and by_rate[1e-3].objective is not None
     assert incumbent(trials).config["learning_rate"] == 1e-3
+
+
+def test_every_budget_goes_through_one_parser(tmp_path):
+    """`1e2` is a count; `1.5` is an error, never truncated; `0` is zero steps, never
+    "the default"; alike in the config, in either environment's `step` and in `tune`."""
+    with pytest.raises(ValueError, match=r"n_total_timesteps.*whole number.*1\.5"):
+        AutoRLEnv({**CONFIG, "n_total_timesteps": 1.5})
+    with pytest.raises(TypeError, match="n_eval_steps.*integer"):
+        AutoRLPopulationEnv({**CONFIG, "n_eval_steps": True})
+    for make in (AutoRLEnv, AutoRLPopulationEnv):
+        env = make({**CONFIG, "n_total_timesteps": 1e2})
+        env.reset()
+        action = SMALL if make is AutoRLEnv else [SMALL]
+        with pytest.raises(ValueError, match=r"n_total_timesteps.*whole number.*1\.5"):
+            env.step(action, n_total_timesteps=1.5)
+    pop_env = AutoRLPopulationEnv(CONFIG)
+    pop_env.reset()
+    obs, _, _, _, _ = pop_env.step([SMALL], n_total_timesteps=0)
+    np.testing.assert_array_equal(obs[0]["steps"], [1, 0])
+    assert int(pop_env.population.member(pop_env.state, 0).runner_state.global_step) == 0
+    single = AutoRLEnv(CONFIG)
+    single.reset()
+    obs, _, _, _, _ = single.step(SMALL, n_total_timesteps=0)
+    np.testing.assert_array_equal(obs["steps"], [1, 0])
+    with pytest.raises(ValueError, match=r"timesteps.*whole number"):
+        tune(optimizer="random", n_trials=1, batch=1, timesteps=100.5, out=tmp_path, **{
+            k: v for k, v in TUNE.items() if k != "timesteps"})  # fmt: skip

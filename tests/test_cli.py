@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 import yaml
 from conftest import assert_bitwise_equal
@@ -206,3 +207,63 @@ def test_train_on_another_framework(tmp_path, capsys):
     assert agent.env.max_episode_steps == 20 and agent.cnn_policy
     assert json.loads((out / "config.json").read_text())["env_kwargs"] == {"max_steps": 20}
     assert "MiniGrid-Empty-5x5: final eval return" in capsys.readouterr().out
+
+
+def test_counts_parse_alike_everywhere(tmp_path, capsys):
+    """`1e3` is a count on the command line as in a config; `1.5` is an error."""
+    out = tmp_path / "run"
+    assert main(["train", "--timesteps", "1e2", "--n-envs", "2", "--chunks", "1",
+                 "--eval-episodes", "1", *SMALL, "--out", str(out)]) == 0  # fmt: skip
+    assert json.loads((out / "config.json").read_text())["timesteps"] == 100
+    capsys.readouterr()
+    assert main(["train", "--timesteps", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--timesteps" in err and "1.5" in err and len(err.strip().splitlines()) == 1
+
+
+# What a new user tries on Pendulum: no clipping, a large learning rate and entropy bonus.
+DIVERGING = ["--env", "Pendulum-v1", "--n-envs", "4", "--set", "learning_rate=0.1",
+             "--set", "max_grad_norm=0", "--set", "ent_coef=0.5", "--set", "vf_coef=1.0",
+             "--set", "clip_eps=0.5", "--set", "minibatch_size=16", "--set", "update_epochs=20",
+             "--set", "n_steps=64", "--set", "hidden_size=8"]  # fmt: skip
+
+
+def test_a_diverging_run_is_reported_recorded_and_exits_3(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--timesteps", "40000", "--chunks", "8", "--eval-episodes", "1",
+                 *DIVERGING, "--out", str(out)])  # fmt: skip
+    assert code == 3
+    captured = capsys.readouterr()
+    rows = _rows(out / "metrics.csv")
+    flagged = [i for i, r in enumerate(rows) if r["diverged"] == "1"]
+    assert flagged == [len(rows) - 1] and len(rows) < 8  # stopped at the diverging chunk
+    assert f"diverged in chunk {len(rows)}" in captured.err
+    assert f"to {int(rows[-1]['step']):,}" in captured.err
+    assert "last finite network" in captured.out
+    status = json.loads((out / "status.json").read_text())
+    assert status["status"] == "diverged"
+    assert status["diverged_in_chunk_ending_at_step"] == int(rows[-1]["step"])
+
+    assert main(["train", "--resume", str(out), "--timesteps", "80000"]) == 3
+    assert "nothing to resume" in capsys.readouterr().err
+    assert main(["evaluate", str(out), "--episodes", "2"]) == 0
+    assert "diverged" in capsys.readouterr().err
+
+
+def test_a_sweep_ranks_diverged_configurations_last():
+    from eqxppo._cli._sweep import rank_order
+
+    final = np.asarray([10.0, 50.0, 30.0])
+    assert rank_order([0, 1, 2], final, {0: 0, 1: 0, 2: 0}) == [1, 2, 0]
+    assert rank_order([0, 1, 2], final, {0: 0, 1: 2, 2: 0}) == [2, 0, 1]
+
+
+def test_a_sweep_marks_its_diverged_configurations(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    code = main(["sweep", "--n-configs", "2", "--seeds", "2", "--timesteps", "30000",
+                 "--chunks", "1", "--eval-episodes", "1", *DIVERGING[:2], *DIVERGING[4:],
+                 "--out", str(out)])  # fmt: skip
+    assert code == 0
+    rows = _rows(out / "results.csv")
+    assert [int(r["diverged_seeds"]) for r in rows] == [2, 2]
+    assert "2 configuration(s) diverged" in capsys.readouterr().err

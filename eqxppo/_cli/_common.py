@@ -11,6 +11,14 @@ from ..configspaces import HPO_KEYS, NAS_KEYS
 
 
 CHECKPOINT = "checkpoint.eqx"
+# What a diverged run is, for every subcommand that meets one.
+DIVERGED = (
+    "this run diverged: an update produced a non-finite loss, parameter, optimizer or "
+    "observation statistic and was dropped; the checkpoint holds the network of the last "
+    "finite update, which no longer learns"
+)
+# `eqxppo train`'s exit status when the run diverged (its outputs are still written).
+EXIT_DIVERGED = 3
 
 
 class UserError(Exception):

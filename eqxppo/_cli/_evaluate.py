@@ -2,13 +2,14 @@
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 import jax.random as jr
 import numpy as np
 
 from ..ppo import PPO, load
-from ._common import CHECKPOINT, UserError, user_input
+from ._common import CHECKPOINT, DIVERGED, UserError, user_input
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
@@ -32,4 +33,6 @@ def evaluate_command(args: argparse.Namespace) -> int:
     print(f"{env_name} at step {int(runner_state.global_step):,}: return "
           f"{returns.mean():.1f} +- {returns.std():.1f} over {args.episodes} {mode} episodes "
           f"(min {returns.min():.1f}, max {returns.max():.1f})")  # fmt: skip
+    if bool(runner_state.diverged):
+        print(f"eqxppo: warning: {DIVERGED}", file=sys.stderr)
     return 0

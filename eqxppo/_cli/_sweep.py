@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,13 @@ def _sample(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, A
     space = PPO.get_hpo_config_space(seed=args.seed)
     samples = space.sample_configuration(max(args.n_configs, 2))[: args.n_configs]
     return [{**{k: _plain(v) for k, v in dict(c).items()}, **fixed_hpo} for c in samples], nas
+
+
+def rank_order(configs: Sequence[int], final: np.ndarray, diverged: Mapping[int, int]) -> list[int]:
+    """`configs` best first: by mean final return, except that a configuration with a
+    diverged seed ranks after every one without (its return is that of a network frozen
+    at its last finite update, not of a run that trained)."""
+    return sorted(configs, key=lambda i: (diverged[i] > 0, -final[i]))
 
 
 def _in_process(task: SweepTask) -> TaskResult:
@@ -162,12 +170,13 @@ def sweep_command(args: argparse.Namespace) -> int:
     for result in results:
         curves_arr[list(result.configs)] = result.curves
     finished = [i for result in results for i in result.configs]
+    diverged = {i: sum(flags) for r in results for i, flags in zip(r.configs, r.diverged)}
     final = curves_arr[:, -1]
-    order = sorted(finished, key=lambda i: -final[i])
+    order = rank_order(finished, final, diverged)
     ranks = {i: r + 1 for r, i in enumerate(order)}
     rows: list[dict[str, Any]] = [
         {"config": i, **{k: configs[i][k] for k in HPO_KEYS}, "mean_final_return":
-         round(float(final[i]), 3), "rank": ranks[i]}
+         round(float(final[i]), 3), "diverged_seeds": diverged[i], "rank": ranks[i]}
         for i in sorted(finished)
     ]  # fmt: skip
     write_csv(out / "results.csv", rows)
@@ -185,5 +194,10 @@ def sweep_command(args: argparse.Namespace) -> int:
           f"the compilation cache); best configuration {best} with mean final "
           f"return {final[best]:.1f} over {args.seeds} seed(s):")  # fmt: skip
     print(json.dumps({k: configs[best][k] for k in HPO_KEYS}))
+    bad = sorted(i for i in finished if diverged[i])
+    if bad:
+        print(f"eqxppo: warning: {len(bad)} configuration(s) diverged in at least one "
+              f"seed (ranked last; diverged_seeds in results.csv): {bad}",
+              file=sys.stderr)  # fmt: skip
     print(f"wrote {out}/: sweep.json, results.csv, curves.csv, learning_curves.png")
     return 1 if failed else 0

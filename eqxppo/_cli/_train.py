@@ -1,14 +1,23 @@
 """`eqxppo train`: chunks of one compiled call each, a checkpoint after every chunk.
 
 The run directory (`--out DIR`) holds `config.json` (the run's settings), `metrics.csv`
-(one row per chunk), `learning_curve.png` and `checkpoint.eqx`. Ctrl-C keeps the last
-finished chunk's checkpoint and exits; `--resume DIR` continues from it exactly.
+(one row per chunk), `learning_curve.png`, `checkpoint.eqx` and `status.json` (whether
+the run finished, was interrupted or diverged). Ctrl-C keeps the last finished chunk's
+checkpoint and exits; `--resume DIR` continues from it exactly.
+
+A run that diverges (an update with a non-finite loss or state, dropped by the guard in
+`update_step`) keeps the network of its last finite update and learns no more. The
+command says so on stderr, naming the chunk and its steps, stops after that chunk (more
+chunks would only step the environments), marks the chunk's row (`diverged` in
+`metrics.csv`) and `status.json`, writes everything as usual and exits with status 3.
+Resuming a diverged run trains nothing and exits 3 again.
 """
 
 import argparse
 import json
 import math
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +31,8 @@ from ..envs import make_env
 from ..ppo import PPO, PPOState, PPOTrainingResult, load, save
 from ._common import (
     CHECKPOINT,
+    DIVERGED,
+    EXIT_DIVERGED,
     UserError,
     load_config_file,
     parse_sets,
@@ -132,7 +143,9 @@ def _resumed_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOStat
     return settings, agent, state, out
 
 
-def _row(step: int, result: PPOTrainingResult, steps_per_s: float, wall_s: float) -> dict:
+def _row(
+    step: int, result: PPOTrainingResult, steps_per_s: float, wall_s: float, diverged: bool
+) -> dict:
     returns = np.asarray(result.eval_rewards)[-1]
     assert result.metrics is not None
     total, (value_loss, actor_loss, entropy) = result.metrics.loss
@@ -147,6 +160,7 @@ def _row(step: int, result: PPOTrainingResult, steps_per_s: float, wall_s: float
         "entropy": round(float(np.mean(entropy)), 6),
         "steps_per_s": round(steps_per_s, 1),
         "wall_s": round(wall_s, 2),
+        "diverged": int(diverged),
     }
 
 
@@ -165,11 +179,27 @@ def plot_learning_curve(rows: list[dict[str, Any]], title: str, path: Path) -> N
     plt.close(fig)
 
 
-def _finish(rows: list[dict[str, Any]], settings: dict[str, Any], out: Path | None) -> None:
-    if out is None or not rows:
+def _finish(
+    rows: list[dict[str, Any]], settings: dict[str, Any], out: Path | None, status: str
+) -> None:
+    if out is None:
+        return
+    diverged_at = next((r["step"] for r in rows if int(r.get("diverged", 0))), None)
+    record = {"status": status, "step": rows[-1]["step"] if rows else 0,
+              "diverged_in_chunk_ending_at_step": diverged_at}  # fmt: skip
+    (out / "status.json").write_text(json.dumps(record, indent=2))
+    if not rows:
         return
     write_csv(out / "metrics.csv", rows)
     plot_learning_curve(rows, f"eqxppo PPO on {settings['env']}", out / "learning_curve.png")
+
+
+def _warn_diverged(rows: list[dict[str, Any]], start_step: int) -> None:
+    """Name the chunk in which the run diverged (the last row) on stderr."""
+    print(f"eqxppo: warning: {DIVERGED}. It diverged in chunk {len(rows)} (steps "
+          f"{start_step:,} to {rows[-1]['step']:,}); training stops here, the losses of "
+          "that chunk are NaN and its row in metrics.csv has diverged=1. Try a lower "
+          "learning_rate or a max_grad_norm above 0.", file=sys.stderr, flush=True)  # fmt: skip
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -182,7 +212,12 @@ def train_command(args: argparse.Namespace) -> int:
         settings, agent, state, out = _new_run(args)
         rows = []
     step = int(state.runner_state.global_step)
-    rows = [r for r in rows if r["step"] <= step]
+    rows = [{"diverged": 0, **r} for r in rows if r["step"] <= step]
+    diverged = bool(state.runner_state.diverged)
+    if diverged:  # a resumed diverged run: nothing left to learn
+        print(f"eqxppo: warning: {DIVERGED}; nothing to resume.", file=sys.stderr)
+        _finish(rows, settings, out, "diverged")
+        return EXIT_DIVERGED
     total = settings["timesteps"]
     verb = "resuming" if args.resume else "training"
     print(f"eqxppo: {verb} PPO on {settings['env']} ({settings['n_envs']} envs) at step "
@@ -205,8 +240,9 @@ def train_command(args: argparse.Namespace) -> int:
             now = time.perf_counter()
             prev_wall = rows[-1]["wall_s"] if rows else 0.0
             sps = (new_step - step) / (now - t0)
-            rows.append(_row(new_step, result, sps, prev_wall + now - t0))
-            step = new_step
+            diverged = bool(state.runner_state.diverged)
+            rows.append(_row(new_step, result, sps, prev_wall + now - t0, diverged))
+            chunk_start, step = step, new_step
             if out is not None:
                 save(out / CHECKPOINT, agent, state)
                 saved_step = step
@@ -218,10 +254,16 @@ def train_command(args: argparse.Namespace) -> int:
             else:
                 print(f"step {step:>11,}  return {rows[-1]['mean_return']:9.1f}  "
                       f"{rows[-1]['steps_per_s']:>10,.0f} steps/s", flush=True)  # fmt: skip
+            if diverged:
+                if bar is not None:
+                    bar.close()
+                    bar = None
+                _warn_diverged(rows, chunk_start)
+                break
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        _finish(rows, settings, out)
+        _finish(rows, settings, out, "interrupted")
         if out is None:
             where = "nothing saved (no --out)"
         elif saved_step is None:
@@ -234,15 +276,17 @@ def train_command(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous_handler)
     if bar is not None:
         bar.close()
-    _finish(rows, settings, out)
+    _finish(rows, settings, out, "diverged" if diverged else "finished")
     if rows:
         last = rows[-1]
-        print(f"{settings['env']}: final eval return {last['mean_return']:.1f} (min "
+        what = "eval return of the last finite network" if diverged else "final eval return"
+        print(f"{settings['env']}: {what} {last['mean_return']:.1f} (min "
               f"{last['min_return']:.1f}, max {last['max_return']:.1f}, "
               f"{settings['eval_episodes']} episodes) after {step:,} steps; "
               f"{time.perf_counter() - start:.1f} s this session")  # fmt: skip
     else:
         print(f"nothing to do: the run is at step {step:,} of {total:,}.")
     if out is not None:
-        print(f"wrote {out}/: config.json, metrics.csv, learning_curve.png, {CHECKPOINT}")
-    return 0
+        print(f"wrote {out}/: config.json, metrics.csv, learning_curve.png, {CHECKPOINT}, "
+              "status.json")  # fmt: skip
+    return EXIT_DIVERGED if diverged else 0

@@ -27,7 +27,7 @@ import jax.random as jr
 import numpy as np
 from ConfigSpace import ConfigurationSpace
 
-from .._counts import as_count
+from .._counts import Count, as_count
 from ..ppo import Population, PPORunnerState
 from . import _config
 from ._optimizers import Ask, make_optimizer
@@ -145,7 +145,7 @@ def tune(
     env_config: Mapping[str, Any],
     n_trials: int,
     batch: int,
-    timesteps: int,
+    timesteps: Count,
     seeds: Sequence[int] = (0,),
     out: str | os.PathLike,
     seed: int = 0,

@@ -49,6 +49,7 @@ class TaskResult(NamedTuple):
     configs: tuple[int, ...]
     curves: list[list[float]]  # (len(configs), chunks)
     final_returns: list[list[float]]  # (len(configs), n_seeds)
+    diverged: list[list[bool]]  # (len(configs), n_seeds): the member's run diverged
     steps: list[int]
     n_programs: int
     programs_loaded: int
@@ -61,6 +62,11 @@ class TaskResult(NamedTuple):
     @classmethod
     def from_json(cls, text: str) -> "TaskResult":
         data = json.loads(text)
+        if "diverged" not in data:
+            raise ValueError(
+                "A task result without divergence flags (written by an older eqxppo): "
+                "delete it (out/tasks/) to train that task again."
+            )
         return cls(**{**data, "configs": tuple(data["configs"])})
 
 
@@ -169,6 +175,7 @@ def run_task(
         configs=task.configs,
         curves=np.stack(curves, axis=1).round(3).tolist(),
         final_returns=finals.round(3).tolist(),
+        diverged=pop.diverged(state).reshape(n_configs, n_seeds).tolist(),
         steps=[chunk * (c + 1) for c in range(task.chunks)],
         n_programs=len(pop.groups),
         programs_loaded=stats.hits,
