@@ -68,11 +68,12 @@ for _python in sorted({python for python, _ in LINES}):
         _root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
         for _bin in sorted(_root.glob(f"{_python}.*/bin"), reverse=True)[:1]:
             os.environ["PATH"] = f"{_bin}{os.pathsep}{os.environ['PATH']}"
-LATEST = ("3.11", "0.10.2")
-# The line that installs the environment extras (`eqxppo[envs]`) and runs their tests;
-# elsewhere those tests skip, naming the missing extra. xminigrid, brax and envpool
-# publish builds for this combination (envpool's for Python 3.11 stop at 1.2.5).
-ENV_LINES = {LATEST}
+# The newest line Python 3.11 has: it installs the environment extras (`eqxppo[envs]`)
+# and runs their tests, elsewhere skipped with the missing extra named (xminigrid, brax
+# and envpool publish builds for it; envpool's for Python 3.11 stop at 1.2.5); the slow
+# learning runs, lint and pyright run on it too.
+ENV_LINE = ("3.11", "0.10.2")
+ENV_LINES = {ENV_LINE}
 ADAPTER_TESTS = "tests/test_env_adapters.py"
 
 
@@ -118,14 +119,14 @@ def all_lines(session: nox.Session, jax: str) -> None:
     _pytest(session)
 
 
-@nox.session(python=LATEST[0])
+@nox.session(python=ENV_LINE[0])
 def slow(session: nox.Session) -> None:
     """The learning runs (`@pytest.mark.slow`) on the newest Python 3.11 line."""
-    _install(session, LATEST[1], "tests")
+    _install(session, ENV_LINE[1], "tests")
     _pytest(session, "-m", "slow", "-s")
 
 
-@nox.session(python=LATEST[0])
+@nox.session(python=ENV_LINE[0])
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install("ruff>=0.8")
@@ -133,8 +134,8 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session(python=LATEST[0])
+@nox.session(python=ENV_LINE[0])
 def typecheck(session: nox.Session) -> None:
     """pyright on the package and on a typed usage file, as a user's IDE sees them."""
-    _install(session, LATEST[1], "lint")
+    _install(session, ENV_LINE[1], "lint")
     session.run("pyright", *session.posargs)

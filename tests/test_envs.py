@@ -123,5 +123,15 @@ def test_normalizer_matches_numpy_over_several_batches():
 def test_step_is_jittable_and_vmappable(getkey):
     env = make_env("gymnax", "Acrobot-v1", n_envs=2)
     keys = jr.split(getkey(), 4)
-    states, obs = jax.vmap(env.reset)(keys)
+    states, obs = jax.jit(jax.vmap(env.reset))(keys)
     assert obs.shape == (4, 2, 6)
+    actions = jnp.zeros((4, 2), jnp.int32)
+    step_keys = jr.split(getkey(), 4)
+    _, batched = jax.jit(jax.vmap(env.step))(states, actions, step_keys)
+    assert batched.obs.shape == (4, 2, 6) and batched.reward.shape == (4, 2)
+    # Each row of the jitted, vmapped step is the eager step of that row.
+    for i in (0, 3):
+        state_i = jax.tree.map(lambda x: x[i], states)
+        _, one = env.step(state_i, actions[i], step_keys[i])
+        np.testing.assert_allclose(batched.obs[i], one.obs, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(batched.reward[i], one.reward)

@@ -10,13 +10,10 @@ member when the device count does not divide it). Results come back in member or
 """
 
 import functools
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 import equinox as eqx
-import jax
-import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from ConfigSpace import Configuration
@@ -35,11 +32,12 @@ from ..configspaces import (
 )
 from ..envs import AbstractEnvironment
 from ..networks import kernels_of
+from ._grouped import GroupedMembers
 from ._pbt import exploit_and_explore
 from ._plan import GroupingCost, plan_groups
 from ._population import init_population, train_population
-from ._programs import PROGRAMS, compile_all, program_key
-from ._sharding import member_mesh, pad_members, padded_size, shard_members, to_host
+from ._programs import PROGRAMS, compile_all, env_key, program_key
+from ._sharding import member_mesh
 from ._spec import AgentSpec
 from ._state import PPORunnerState, PPOState, PPOTrainingResult
 
@@ -64,27 +62,6 @@ class PopulationState(NamedTuple):
 
 def _is_env(value: Any) -> bool:
     return isinstance(value, AbstractEnvironment)
-
-
-def _env_key(env: AbstractEnvironment) -> Any:
-    """How compiled programs tell environments apart.
-
-    A pure-JAX environment (the only kind a population runs) is what `make_env` builds
-    from its arguments, and its arrays are the program's inputs, so two environments
-    built alike share programs (every step of an AutoRL loop, every task of a sweep
-    builds its own). Any other is its own object.
-    """
-    if env.vmappable:
-        try:
-            args = json.dumps(env.make_env_args(), sort_keys=True)
-        except (NotImplementedError, TypeError, ValueError):
-            return ("object", id(env))
-        return ("built", type(env).__module__, type(env).__qualname__, args)
-    return ("object", id(env))
-
-
-def _stack(trees: Sequence[Any]) -> Any:
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
 class Population:
@@ -148,14 +125,13 @@ class Population:
         if planned_timesteps is not None:
             budget = as_count("planned_timesteps", planned_timesteps)
         planned = plan_groups(self.member_configs, n_timesteps=budget, cost=grouping_cost)
+        self.layout = GroupedMembers([g.members for g in planned], self.mesh)
         self.groups = tuple(
-            PopulationGroup(g.config, g.members, padded_size(len(g.members), self.mesh.size))
-            for g in planned
+            PopulationGroup(g.config, g.members, n_padded)
+            for g, n_padded in zip(planned, self.layout.n_padded)
         )
         self.compile_workers = compile_workers
-        self._env_keys = (_env_key(self.spec.env), _env_key(self.spec.eval_env))
-        order = np.concatenate([g.members for g in self.groups])
-        self._inverse = None if np.all(order == np.arange(len(order))) else np.argsort(order)
+        self._env_keys = (env_key(self.spec.env), env_key(self.spec.eval_env))
 
     @property
     def n_members(self) -> int:
@@ -173,11 +149,11 @@ class Population:
     def init(self, key: PRNGKeyArray) -> PopulationState:
         """Fresh states for every member; member `(i, j)` from `fold_in(key, seeds[j])`."""
         groups = []
-        for group in self.groups:
-            keys = jnp.stack([jr.fold_in(key, self.member_seeds[m]) for m in group.members])
-            hparams = _stack([self._hparams[m] for m in group.members])
-            keys, hparams = pad_members((keys, hparams), group.n_padded)
-            keys, hparams = shard_members((keys, hparams), self.mesh)
+        for g, group in enumerate(self.groups):
+            keys = self.layout.stack(
+                g, [jr.fold_in(key, self.member_seeds[m]) for m in group.members]
+            )
+            hparams = self.layout.stack(g, [self._hparams[m] for m in group.members])
             state = init_population(keys, self.spec.env, self.spec.network_config, hparams)
             groups.append(state.runner_state)
         return PopulationState(tuple(groups))
@@ -203,7 +179,7 @@ class Population:
             runner_states, result = program(runner_states)
             new_groups.append(runner_states)
             results.append(result)
-        return PopulationState(tuple(new_groups)), self._in_member_order(results)
+        return PopulationState(tuple(new_groups)), self.layout.gather(results)
 
     def compile(
         self,
@@ -235,7 +211,7 @@ class Population:
         # Everything the program is lowered for, by value (`program_key`): the state
         # (structure, the network's activation and kernels, shapes, placement), the
         # group's config, the environments (by the arguments that rebuild them, see
-        # `_env_key`), the options and the compiler's options.
+        # `env_key`), the options and the compiler's options.
         kernels = {kernels_of(rs.train_state.network) for rs in state.groups}
         if len(kernels) != 1:
             raise ValueError(f"A population's networks use one kind of kernels, got {kernels}.")
@@ -262,13 +238,11 @@ class Population:
             programs[g] = program
 
         def run(g: int, program: Any) -> Any:
-            n = len(self.groups[g].members)
-
             def call(runner_states: PPORunnerState):
                 new_states, result = program(
                     runner_states, self.spec.env, self.groups[g].config, **options
                 )
-                return new_states, jax.tree.map(lambda x: x[:n], result)
+                return new_states, self.layout.real_rows(g, result)
 
             return call
 
@@ -285,22 +259,11 @@ class Population:
         """
         if len(runner_states) != self.n_members:
             raise ValueError(f"Expected {self.n_members} member states, got {len(runner_states)}.")
-        groups = []
-        for group in self.groups:
-            rows = [runner_states[m]._replace(hparams=self._hparams[m]) for m in group.members]
-            arrays = _stack([eqx.filter(r, eqx.is_array) for r in rows])
-            stacked = eqx.combine(arrays, eqx.filter(rows[0], eqx.is_array, inverse=True))
-            stacked = shard_members(pad_members(stacked, group.n_padded), self.mesh)
-            groups.append(stacked)
-        return PopulationState(tuple(groups))
-
-    def _in_member_order(self, per_group: list[Any]) -> Any:
-        if len(per_group) == 1 and self._inverse is None:
-            return per_group[0]
-        joined = jax.tree.map(lambda *xs: jnp.concatenate(xs), *per_group)
-        if self._inverse is None:
-            return joined
-        return jax.tree.map(lambda x: x[self._inverse], joined)
+        return PopulationState(tuple(
+            self.layout.stack(g, [runner_states[m]._replace(hparams=self._hparams[m])
+                                  for m in group.members])
+            for g, group in enumerate(self.groups)
+        ))  # fmt: skip
 
     def _check_state(self, state: PopulationState) -> None:
         if not isinstance(state, PopulationState) or len(state.groups) != len(self.groups):
@@ -318,24 +281,9 @@ class Population:
 
     # -- members and their hyperparameters -------------------------------------------------
 
-    def _locate(self, member: int) -> tuple[int, int]:
-        if not 0 <= member < self.n_members:
-            raise IndexError(f"member {member} out of range for {self.n_members} members.")
-        for g, group in enumerate(self.groups):
-            if member in group.members:
-                return g, group.members.index(member)
-        raise AssertionError("unreachable")
-
     def member(self, state: PopulationState, member: int) -> PPOState:
         """One member's state, for `PPO.from_population(pop, member)` (predict, save...)."""
-        g, row = self._locate(member)
-        arrays, static = eqx.partition(state.groups[g], eqx.is_array)
-        if not all(x.is_fully_addressable for x in jax.tree.leaves(arrays)):
-            arrays = to_host(arrays)  # a mesh across processes: gather first
-        device = jax.local_devices()[0]
-        arrays = jax.tree.map(lambda x: jax.device_put(x[row], device), arrays)
-        runner_state = eqx.combine(arrays, static)
-        return PPOState(runner_state=runner_state, buffer_state=None)
+        return PPOState(runner_state=self.layout.row(state.groups, member), buffer_state=None)
 
     def diverged(self, state: PopulationState) -> np.ndarray:
         """Which members diverged (a non-finite loss or parameter), `(n_members,)` bools.
@@ -343,19 +291,14 @@ class Population:
         A diverged member keeps its last finite network and stops learning; the other
         members are unaffected.
         """
-        out = np.zeros(self.n_members, bool)
-        for group, runner_states in zip(self.groups, state.groups):
-            out[list(group.members)] = to_host(runner_states.diverged)[: len(group.members)]
-        return out
+        return self.layout.gather_to_host([rs.diverged for rs in state.groups])
 
     def get_hparams(self, state: PopulationState) -> dict[str, np.ndarray]:
         """Each continuous hyperparameter as a `(n_members,)` array, in member order."""
-        out = {name: np.empty(self.n_members, np.float32) for name in _HPARAM_NAMES}
-        for group, runner_states in zip(self.groups, state.groups):
-            for name in _HPARAM_NAMES:
-                values = to_host(getattr(runner_states.hparams, name))
-                out[name][list(group.members)] = values[: len(group.members)]
-        return out
+        return {
+            name: self.layout.gather_to_host([getattr(rs.hparams, name) for rs in state.groups])
+            for name in _HPARAM_NAMES
+        }
 
     def update_hparams(self, state: PopulationState, **values: ArrayLike) -> PopulationState:
         """New continuous hyperparameters, per member (`(n_members,)`) or for all (scalar).
@@ -380,17 +323,15 @@ class Population:
             current[name] = np.broadcast_to(value, (self.n_members,)).copy()
         for name in _HPARAM_NAMES:
             check_continuous(name, current[name])
+        # Padded and placed as `init` did: a change of placement would recompile.
+        scattered = {name: self.layout.scatter(current[name]) for name in _HPARAM_NAMES}
         new_groups = []
-        for group, runner_states in zip(self.groups, state.groups):
-            rows = list(group.members)
-            new = [jnp.asarray(current[name][rows]) for name in _HPARAM_NAMES]
+        for g, runner_states in enumerate(state.groups):
             hparams = eqx.tree_at(
                 lambda h: [getattr(h, name) for name in _HPARAM_NAMES],
-                jax.tree.map(lambda x: x[: len(rows)], runner_states.hparams),
-                new,
+                runner_states.hparams,
+                [scattered[name][g] for name in _HPARAM_NAMES],
             )
-            # Padded and placed as `init` did: a change of placement would recompile.
-            hparams = shard_members(pad_members(hparams, group.n_padded), self.mesh)
             new_groups.append(runner_states._replace(hparams=hparams))
         return PopulationState(tuple(new_groups))
 
@@ -411,23 +352,21 @@ class Population:
         scores = np.asarray(scores, np.float32)
         if scores.shape != (self.n_members,):
             raise ValueError(f"scores must have shape ({self.n_members},), got {scores.shape}.")
+        # Padding rows score -inf: they are always overwritten, never copied.
+        group_scores = self.layout.scatter(scores, fill=-np.inf)
         new_groups = []
         for g, (group, runner_states) in enumerate(zip(self.groups, state.groups)):
             n = len(group.members)
             k = min(int(fraction * n), n // 2)
-            n_pad = group.n_padded - n
             if k == 0:
                 new_groups.append(runner_states)
                 continue
-            # Padding rows score -inf: they are always overwritten, never copied.
-            group_scores = np.full(group.n_padded, -np.inf, np.float32)
-            group_scores[:n] = scores[list(group.members)]
             new_groups.append(
                 exploit_and_explore(
                     runner_states,
-                    jnp.asarray(group_scores),
+                    group_scores[g],
                     jr.fold_in(key, g),
-                    n_worst=k + n_pad,
+                    n_worst=k + group.n_padded - n,
                     n_best=k,
                     factors=factors,
                 )

@@ -7,6 +7,7 @@ machines with more than two. A program compiled here is called directly afterwar
 through `jit`'s dispatch, so it cannot be compiled twice.
 """
 
+import json
 import os
 import threading
 from collections import OrderedDict
@@ -16,6 +17,8 @@ from typing import Any
 
 import equinox as eqx
 import jax
+
+from ..envs import AbstractEnvironment
 
 
 def default_workers() -> int:
@@ -167,3 +170,20 @@ class ProgramCache:
 
 
 PROGRAMS = ProgramCache()
+
+
+def env_key(env: AbstractEnvironment) -> Any:
+    """How compiled programs tell environments apart.
+
+    A pure-JAX environment (the only kind a population runs) is what `make_env` builds
+    from its arguments, and its arrays are the program's inputs, so two environments
+    built alike share programs (every step of an AutoRL loop, every task of a sweep
+    builds its own). Any other is its own object.
+    """
+    if env.vmappable:
+        try:
+            args = json.dumps(env.make_env_args(), sort_keys=True)
+        except (NotImplementedError, TypeError, ValueError):
+            return ("object", id(env))
+        return ("built", type(env).__module__, type(env).__qualname__, args)
+    return ("object", id(env))

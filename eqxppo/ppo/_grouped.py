@@ -1,0 +1,125 @@
+"""Members held in groups: where each member's row is, and moving values between the
+member order and the groups' stacked, padded, sharded rows.
+
+A population trains each group (members of one compiled program) as one stacked state.
+Group `g`'s first `len(members[g])` rows are its members in order; the rows after them,
+up to a multiple of the device count, pad it with copies of its last member and are
+never a member's. This type is the one place that knows that layout: `Population` and
+its features (results, hyperparameters, divergence flags, PBT, member states) gather
+and scatter through it.
+"""
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from ._sharding import pad_members, padded_size, shard_members, to_host
+
+
+T = TypeVar("T")
+
+
+def _stack(trees: Sequence[Any]) -> Any:
+    """Stack the array leaves of `trees` (one row each); the rest from the first."""
+    arrays = [eqx.filter(t, eqx.is_array) for t in trees]
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *arrays)
+    return eqx.combine(stacked, eqx.filter(trees[0], eqx.is_array, inverse=True))
+
+
+class GroupedMembers:
+    """The rows of `n_members` members in groups, over the devices of `mesh`.
+
+    **Arguments:**
+
+    - `members`: per group, the member indices its rows hold, in row order; together
+      a partition of `range(n_members)`.
+    - `mesh`: the one-axis device mesh each group's rows are sharded over; each group
+      is padded to a multiple of its size.
+    """
+
+    def __init__(self, members: Sequence[Sequence[int]], mesh: Mesh) -> None:
+        self.members = tuple(tuple(int(m) for m in group) for group in members)
+        self.mesh = mesh
+        order = np.concatenate([np.asarray(g, dtype=np.int64) for g in self.members])
+        if sorted(order.tolist()) != list(range(len(order))):
+            raise ValueError(f"The groups must partition the members, got {self.members}.")
+        self.n_members = len(order)
+        self.n_padded = tuple(padded_size(len(g), mesh.size) for g in self.members)
+        self._rows = {m: (g, row) for g, group in enumerate(self.members) for row, m in
+                      enumerate(group)}  # fmt: skip
+        self._inverse = None if np.all(order == np.arange(len(order))) else np.argsort(order)
+
+    def locate(self, member: int) -> tuple[int, int]:
+        """`(group, row)` of `member`."""
+        if member not in self._rows:
+            raise IndexError(f"member {member} out of range for {self.n_members} members.")
+        return self._rows[member]
+
+    # -- member order -> groups ----------------------------------------------------------
+
+    def stack(self, g: int, rows: Sequence[T]) -> T:
+        """Group `g`'s stacked state from one tree per member (in the group's order):
+        padded, then placed on the mesh."""
+        if len(rows) != len(self.members[g]):
+            raise ValueError(f"Group {g} has {len(self.members[g])} members, got {len(rows)}.")
+        return shard_members(pad_members(_stack(rows), self.n_padded[g]), self.mesh)
+
+    def scatter(self, values: Any, *, fill: float | None = None) -> list[Any]:
+        """Per-member values (`(n_members, ...)`, any array-like) as each group's rows,
+        padded with copies of its last member or, with `fill`, with `fill`, and placed
+        on the mesh."""
+        values = np.asarray(values)
+        if values.shape[:1] != (self.n_members,):
+            raise ValueError(f"Expected {self.n_members} member values, got {values.shape[:1]}.")
+        out = []
+        for group, n_padded in zip(self.members, self.n_padded):
+            rows = jnp.asarray(values[list(group)])
+            if fill is None:
+                rows = pad_members(rows, n_padded)
+            else:
+                pad = jnp.full((n_padded - len(group), *rows.shape[1:]), fill, rows.dtype)
+                rows = jnp.concatenate([rows, pad])
+            out.append(shard_members(rows, self.mesh))
+        return out
+
+    # -- groups -> member order ----------------------------------------------------------
+
+    def real_rows(self, g: int, tree: T) -> T:
+        """Group `g`'s stacked `tree` without its padding rows."""
+        n = len(self.members[g])
+        arrays, static = eqx.partition(tree, eqx.is_array)
+        return eqx.combine(jax.tree.map(lambda x: x[:n], arrays), static)
+
+    def gather(self, per_group: Sequence[T]) -> T:
+        """One tree per group (stacked rows, padded or not) as one tree with a leading
+        member axis in member order, on the devices (results of `train`, say)."""
+        cut = [self.real_rows(g, tree) for g, tree in enumerate(per_group)]
+        if len(cut) == 1 and self._inverse is None:
+            return cut[0]
+        joined = jax.tree.map(lambda *xs: jnp.concatenate(xs), *cut)
+        if self._inverse is None:
+            return joined
+        return jax.tree.map(lambda x: x[self._inverse], joined)
+
+    def gather_to_host(self, per_group: Sequence[Any]) -> np.ndarray:
+        """One array per group as a NumPy array `(n_members, ...)` in member order
+        (gathered from every process when the mesh spans several)."""
+        first = to_host(per_group[0])
+        out = np.empty((self.n_members, *first.shape[1:]), first.dtype)
+        for group, rows in zip(self.members, per_group):
+            out[list(group)] = to_host(rows)[: len(group)]
+        return out
+
+    def row(self, per_group: Sequence[T], member: int) -> T:
+        """`member`'s row of the groups' stacked trees, on this process's first device."""
+        g, row = self.locate(member)
+        arrays, static = eqx.partition(per_group[g], eqx.is_array)
+        if not all(x.is_fully_addressable for x in jax.tree.leaves(arrays)):
+            arrays = to_host(arrays)  # a mesh across processes: gather first
+        device = jax.local_devices()[0]
+        return eqx.combine(jax.tree.map(lambda x: jax.device_put(x[row], device), arrays), static)
