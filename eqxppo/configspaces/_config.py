@@ -258,16 +258,12 @@ def parse_nas_config(config: Mapping[str, Any] | None, cnn_policy: bool = False)
     activation = values["activation"]
     if not isinstance(activation, str):
         raise TypeError(f"NAS hyperparameter `activation` must be a string, got {activation!r}.")
-    if activation not in ACTIVATIONS:
-        raise ValueError(
-            f"NAS hyperparameter `activation` must be one of {list(ACTIVATIONS)}, "
-            f"got {activation!r}."
-        )
     hidden_size = values["hidden_size"]
     if isinstance(hidden_size, bool | np.bool_) or not isinstance(hidden_size, int | np.integer):
         raise TypeError(
             f"NAS hyperparameter `hidden_size` must be an integer, got {hidden_size!r}."
         )
+    # `NetworkConfig` checks the values (the activation's name, the size's range).
     return NetworkConfig(activation, int(hidden_size), bool(cnn_policy))  # pyright: ignore[reportArgumentType]
 
 

@@ -13,7 +13,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-import jax.tree_util as jtu
 import numpy as np
 from ConfigSpace import Configuration
 
@@ -21,6 +20,7 @@ from .._counts import check_budget
 from ..configspaces import NetworkConfig, parse_nas_config
 from ..envs import AbstractEnvironment, make_env
 from ..networks import AbstractActorCritic, make_network
+from ._state import tree_layout
 
 
 def _is_param(x: Any) -> bool:
@@ -30,11 +30,9 @@ def _is_param(x: Any) -> bool:
 
 
 def _param_layout(network: Any) -> tuple[Any, list[tuple[tuple[int, ...], Any]]]:
-    """Tree structure and shapes of the trainable arrays: what must match for a network
-    (or its `params`) to fit an agent; `network` may hold `jax.ShapeDtypeStruct`s."""
-    params = eqx.filter(network, _is_param)
-    leaves, treedef = jtu.tree_flatten(params)
-    return treedef, [(tuple(x.shape), x.dtype) for x in leaves]
+    """The layout of the trainable arrays: what must match for a network (or its
+    `params`) to fit an agent; `network` may hold `jax.ShapeDtypeStruct`s."""
+    return tree_layout(eqx.filter(network, _is_param))
 
 
 @dataclasses.dataclass(frozen=True)

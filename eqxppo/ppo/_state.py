@@ -18,7 +18,9 @@ from ..envs import NormalizerState
 from ..networks import AbstractActorCritic
 
 
-def _layout(tree: Any) -> tuple[Any, list[tuple[tuple[int, ...], Any]]]:
+def tree_layout(tree: Any) -> tuple[Any, list[tuple[tuple[int, ...], Any]]]:
+    """The tree structure and each leaf's shape and dtype (leaves may be arrays or
+    `jax.ShapeDtypeStruct`s): what must match for one state to stand in for another."""
     leaves, treedef = jtu.tree_flatten(tree)
     return treedef, [(tuple(x.shape), x.dtype) for x in leaves]
 
@@ -51,7 +53,7 @@ class PPOTrainState(eqx.Module):
         fresh = eqx.filter_eval_shape(tx.init, eqx.filter(network, eqx.is_inexact_array))
         if opt_state is None:
             opt_state = tx.init(eqx.filter(network, eqx.is_inexact_array))
-        elif _layout(opt_state) != _layout(fresh):
+        elif tree_layout(opt_state) != tree_layout(fresh):
             raise ValueError(
                 "opt_state does not fit this network and optimizer: expected the structure "
                 f"of `tx.init(train_state.params)` ({jtu.tree_structure(fresh)}), got "
