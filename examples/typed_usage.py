@@ -14,8 +14,9 @@ from eqxppo import (
     PPOTrainingResult,
     make_env,
 )
-from eqxppo.configspaces import parse_hpo_config, parse_nas_config
-from eqxppo.ppo import compute_gae, init, predict, train
+from eqxppo.configspaces import PPOHyperparams, parse_hpo_config, parse_nas_config
+from eqxppo.networks import AbstractActorCritic
+from eqxppo.ppo import Batch, LossFn, compute_gae, init, ppo_loss, predict, train
 
 
 def quick_start() -> Float[Array, "n_eval_steps n_eval_episodes"]:
@@ -41,6 +42,22 @@ def free_functions() -> PPOTrainingResult:
     actions = predict(runner_state, runner_state.obs, jax.random.key(1), env)
     del actions
     return result
+
+
+def a_custom_loss() -> PPORunnerState:
+    """`train(loss=...)`: PPO's objective with an extra penalty on the value scale."""
+
+    def loss(network: AbstractActorCritic, batch: Batch, hparams: PPOHyperparams):
+        total, terms = ppo_loss(network, batch, hparams)
+        _, values = network.forward_batch(batch.obs)
+        return total + 1e-3 * jnp.mean(values**2), terms
+
+    custom: LossFn = loss
+    env = make_env("gymnax", "CartPole-v1", n_envs=4)
+    config, hparams = parse_hpo_config({"n_steps": 16})
+    runner_state, _ = init(jax.random.key(0), env, parse_nas_config(None), hparams)
+    runner_state, _ = train(runner_state, env, config, n_total_timesteps=1_000, loss=custom)
+    return runner_state
 
 
 def gae_by_hand() -> Float[Array, "n_steps n_envs"]:

@@ -13,7 +13,10 @@ import pytest
 from eqxppo.ppo._programs import PROGRAMS
 
 
+# eqxppo's own code must not lean on implicit promotion of ranks or dtypes (an int32
+# array meeting a float32 one, say): both raise in the tests. Python scalars stay weak.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
 # The command lines the tests start use the persistent compilation cache by default:
 # one private folder for the whole session, never the user's.
 os.environ.setdefault("EQXPPO_COMPILATION_CACHE", tempfile.mkdtemp(prefix="eqxppo-test-cache-"))

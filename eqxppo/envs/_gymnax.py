@@ -13,13 +13,21 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Real
 
-from ._environment import AbstractEnvironment, ActionSpec, EnvStep, action_spec_of, as_policy_obs
+from .._third_party import third_party_numpy
+from ._environment import (
+    AbstractEnvironment,
+    ActionSpec,
+    EnvStep,
+    action_spec_of,
+    as_policy_obs,
+)
 
 
 def _gymnax_numpy():
-    # Some gymnax environments (Swimmer-misc) rely on NumPy's implicit rank promotion;
-    # trace them with it allowed, whatever the caller's `jax_numpy_rank_promotion`.
-    return jax.numpy_rank_promotion("allow")
+    # Some gymnax environments (Swimmer-misc) rely on NumPy's implicit rank promotion,
+    # others on JAX's standard dtype promotion; trace them with both allowed, whatever
+    # the caller's `jax_numpy_rank_promotion` and `jax_numpy_dtype_promotion`.
+    return third_party_numpy()
 
 
 def _image_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -124,6 +132,13 @@ def make_gymnax_env(
     parameters to override (`max_steps_in_episode`). A name of neither kind raises and
     lists both.
     """
+    with _gymnax_numpy():  # some environments compute arrays in their constructors
+        return _make_gymnax_env(env_name, n_envs, image_obs, env_kwargs)
+
+
+def _make_gymnax_env(
+    env_name: str, n_envs: int, image_obs: bool, env_kwargs: dict[str, Any] | None
+) -> GymnaxEnv:
     if env_name not in gymnax.registered_envs:
         raise ValueError(
             f"Unknown gymnax environment {env_name!r}; registered: {list(gymnax.registered_envs)}."

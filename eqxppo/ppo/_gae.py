@@ -24,8 +24,8 @@ def compute_gae(
 
     `(advantages, targets)` with `targets = advantages + value`.
     """
-    delta = reward + gamma * next_value * (1.0 - terminated) - value
-    decay = gamma * gae_lambda * (1.0 - (terminated | truncated))
+    delta = reward + gamma * jnp.where(terminated, 0.0, next_value) - value
+    decay = jnp.where(terminated | truncated, 0.0, gamma * gae_lambda)
 
     def backward(gae, inputs):
         delta_t, decay_t = inputs

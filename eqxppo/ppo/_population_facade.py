@@ -212,10 +212,12 @@ class Population:
         # (structure, the network's activation and kernels, shapes, placement), the
         # group's config, the environments (by the arguments that rebuild them, see
         # `env_key`), the options and the compiler's options.
-        kernels = {kernels_of(rs.train_state.network) for rs in state.groups}
-        if len(kernels) != 1:
+        kernels: list[_xla_cpu.Kernels] = [
+            kernels_of(rs.train_state.network) for rs in state.groups
+        ]
+        if len(set(kernels)) != 1:
             raise ValueError(f"A population's networks use one kind of kernels, got {kernels}.")
-        compiler_options = _xla_cpu.compiler_options(kernels.pop())
+        compiler_options = _xla_cpu.compiler_options(kernels[0])
         keys = [
             program_key(
                 "train_population", runner_states, static=(self._env_keys, group.config),

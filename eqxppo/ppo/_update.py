@@ -12,6 +12,7 @@ import jax.tree_util as jtu
 import optax
 from jaxtyping import Array, Bool, Float, Int
 
+from .._third_party import third_party_numpy
 from ..configspaces import PPOConfig, PPOHyperparams
 from ..envs import AbstractEnvironment, update_normalizer
 from ..networks import AbstractActorCritic, kernels_of
@@ -62,7 +63,8 @@ def update_minibatch(
         return loss(unflatten(params), minibatch, hparams)
 
     (total, aux), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-    updates, opt_state = optimizer(hparams).update(grads, state.opt_state, state.params)
+    with third_party_numpy():  # optax's Adam promotes its int32 step count
+        updates, opt_state = optimizer(hparams).update(grads, state.opt_state, state.params)
     state = FlatTrainState(state.params + cast(Array, updates), opt_state, state.step + 1)
     return state, StepStats((total, aux), global_norm(grads), jnp.var(grads))
 
