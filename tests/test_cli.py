@@ -209,6 +209,7 @@ def test_train_on_another_framework(tmp_path, capsys):
     assert "MiniGrid-Empty-5x5: final eval return" in capsys.readouterr().out
 
 
+@pytest.mark.e2e
 def test_counts_parse_alike_everywhere(tmp_path, capsys):
     """`1e3` is a count on the command line as in a config; `1.5` is an error."""
     out = tmp_path / "run"
@@ -228,6 +229,7 @@ DIVERGING = ["--env", "Pendulum-v1", "--n-envs", "4", "--set", "learning_rate=0.
              "--set", "n_steps=64", "--set", "hidden_size=8"]  # fmt: skip
 
 
+@pytest.mark.e2e
 def test_a_diverging_run_is_reported_recorded_and_exits_3(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["train", "--timesteps", "40000", "--chunks", "8", "--eval-episodes", "1",
@@ -258,6 +260,7 @@ def test_a_sweep_ranks_diverged_configurations_last():
     assert rank_order([0, 1, 2], final, {0: 0, 1: 2, 2: 0}) == [2, 0, 1]
 
 
+@pytest.mark.e2e
 def test_a_sweep_marks_its_diverged_configurations(tmp_path, capsys):
     out = tmp_path / "sweep"
     code = main(["sweep", "--n-configs", "2", "--seeds", "2", "--timesteps", "30000",
