@@ -151,6 +151,19 @@ class PPOHyperparams(eqx.Module):
                 check_continuous(name, value)
 
 
+def check_activation(name: Any) -> Activation:
+    """`name` as an `Activation`; `TypeError` for a non-string, `ValueError` for an
+    unknown name (listing the known ones)."""
+    if not isinstance(name, str):
+        raise TypeError(f"NAS hyperparameter `activation` must be a string, got {name!r}.")
+    for activation in ACTIVATIONS:
+        if name == activation:
+            return activation
+    raise ValueError(
+        f"NAS hyperparameter `activation` must be one of {list(ACTIVATIONS)}, got {name!r}."
+    )
+
+
 class NetworkConfig(eqx.Module):
     """The actor-critic architecture (NAS config plus `cnn_policy`); all static."""
 
@@ -159,11 +172,7 @@ class NetworkConfig(eqx.Module):
     cnn_policy: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"NAS hyperparameter `activation` must be one of {list(ACTIVATIONS)}, "
-                f"got {self.activation!r}."
-            )
+        check_activation(self.activation)
         if self.hidden_size < 1:
             raise ValueError(
                 f"NAS hyperparameter `hidden_size` must be >= 1, got {self.hidden_size!r}."
@@ -255,16 +264,13 @@ def parse_nas_config(config: Mapping[str, Any] | None, cnn_policy: bool = False)
     `hidden_size` below 1 raise `ValueError`; a non-integer `hidden_size` raises `TypeError`.
     """
     values = _merged({} if config is None else config, get_default_nas_config(), "NAS")
-    activation = values["activation"]
-    if not isinstance(activation, str):
-        raise TypeError(f"NAS hyperparameter `activation` must be a string, got {activation!r}.")
+    activation = check_activation(values["activation"])
     hidden_size = values["hidden_size"]
     if isinstance(hidden_size, bool | np.bool_) or not isinstance(hidden_size, int | np.integer):
         raise TypeError(
             f"NAS hyperparameter `hidden_size` must be an integer, got {hidden_size!r}."
         )
-    # `NetworkConfig` checks the values (the activation's name, the size's range).
-    return NetworkConfig(activation, int(hidden_size), bool(cnn_policy))  # pyright: ignore[reportArgumentType]
+    return NetworkConfig(activation, int(hidden_size), bool(cnn_policy))
 
 
 def hpo_config_to_dict(config: PPOConfig, hparams: PPOHyperparams) -> dict[str, Any]:
