@@ -19,6 +19,7 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Real
 
 from .._extras import require
+from .._third_party import third_party_numpy
 from ._environment import AbstractEnvironment, ActionSpec, EnvStep, where_done
 
 
@@ -41,7 +42,8 @@ class BraxEnv(AbstractEnvironment):
     env_kwargs: tuple[tuple[str, Any], ...] = eqx.field(static=True, default=())
 
     def _reset(self, key: PRNGKeyArray) -> PyTree:
-        return jax.vmap(self.env.reset)(jr.split(key, self.n_envs))
+        with third_party_numpy():
+            return jax.vmap(self.env.reset)(jr.split(key, self.n_envs))
 
     def reset(self, key: PRNGKeyArray) -> tuple[PyTree, Float[Array, "n_envs *obs_shape"]]:
         state = self._reset(key)
@@ -50,7 +52,8 @@ class BraxEnv(AbstractEnvironment):
     def step(
         self, env_state: PyTree, action: Real[Array, " n_envs *action_shape"], key: PRNGKeyArray
     ) -> tuple[PyTree, EnvStep]:
-        state = jax.vmap(self.env.step)(env_state, action)
+        with third_party_numpy():
+            state = jax.vmap(self.env.step)(env_state, action)
         done = state.done.astype(bool)
         truncated = done & state.info["truncation"].astype(bool)
         next_state = where_done(done, self._reset(key), state)
@@ -117,9 +120,10 @@ def make_brax_env(
     if unknown:
         raise ValueError(f"Unknown env_kwargs {unknown} for brax {env_name}; valid: {valid}.")
     episode_length = int(env_kwargs.get("episode_length", _EPISODE_LENGTH))
-    env = brax_envs.create(
-        env_name, auto_reset=False, **{**env_kwargs, "episode_length": episode_length}
-    )
+    with third_party_numpy():
+        env = brax_envs.create(
+            env_name, auto_reset=False, **{**env_kwargs, "episode_length": episode_length}
+        )
     return BraxEnv(
         env_name=env_name,
         env=env,

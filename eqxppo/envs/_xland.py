@@ -18,6 +18,7 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Real
 
 from .._extras import require
+from .._third_party import third_party_numpy
 from ._environment import AbstractEnvironment, ActionSpec, EnvStep, as_policy_obs, where_done
 
 
@@ -40,7 +41,8 @@ class XLandEnv(AbstractEnvironment):
 
     def _reset(self, key: PRNGKeyArray) -> PyTree:
         keys = jr.split(key, self.n_envs)
-        return jax.vmap(self.env.reset, in_axes=(None, 0))(self.params, keys)
+        with third_party_numpy():
+            return jax.vmap(self.env.reset, in_axes=(None, 0))(self.params, keys)
 
     def reset(self, key: PRNGKeyArray) -> tuple[PyTree, Float[Array, "n_envs *obs_shape"]]:
         timestep = self._reset(key)
@@ -49,9 +51,10 @@ class XLandEnv(AbstractEnvironment):
     def step(
         self, env_state: PyTree, action: Real[Array, " n_envs *action_shape"], key: PRNGKeyArray
     ) -> tuple[PyTree, EnvStep]:
-        timestep = jax.vmap(self.env.step, in_axes=(None, 0, 0))(
-            self.params, env_state, action.astype(jnp.int32)
-        )
+        with third_party_numpy():
+            timestep = jax.vmap(self.env.step, in_axes=(None, 0, 0))(
+                self.params, env_state, action.astype(jnp.int32)
+            )
         done = timestep.last()
         terminated = done & (timestep.discount == 0)
         next_state = where_done(done, self._reset(key), timestep)
@@ -100,7 +103,8 @@ def make_xland_env(
     if env_name not in names:
         raise ValueError(f"Unknown xland environment {env_name!r}; registered: {names}.")
     env_kwargs = dict(env_kwargs or {})
-    env, params = xminigrid.make(env_name)
+    with third_party_numpy():
+        env, params = xminigrid.make(env_name)
     valid = sorted(f.name for f in dataclasses.fields(params))
     unknown = sorted(set(env_kwargs) - set(valid))
     if unknown:
