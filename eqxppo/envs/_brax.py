@@ -68,11 +68,13 @@ class BraxEnv(AbstractEnvironment):
 
     @property
     def observation_shape(self) -> tuple[int, ...]:
-        return (int(self.env.observation_size),)
+        with third_party_numpy():  # brax resets an environment to find the size
+            return (int(self.env.observation_size),)
 
     @property
     def action_spec(self) -> ActionSpec:
-        n = int(self.env.action_size)
+        with third_party_numpy():
+            n = int(self.env.action_size)
         return ActionSpec(discrete=False, action_dim=n, low=(-1.0,) * n, high=(1.0,) * n)
 
     @property

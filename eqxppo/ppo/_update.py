@@ -190,6 +190,7 @@ def update_step(
 
     # The statistics the update trains on; kept only with the update (below).
     new_normalizer = _select(norm_obs, update_normalizer(normalizer, rollout.obs), normalizer)
+    valid = rollout.step.valid
     batch = Batch(
         obs=_flatten(maybe_normalize(new_normalizer, rollout.obs, norm_obs)),
         action=_flatten(rollout.action),
@@ -197,7 +198,7 @@ def update_step(
         value=_flatten(value),
         advantages=_flatten(advantages),
         targets=_flatten(targets),
-        weight=None if rollout.step.valid is None else _flatten(rollout.step.valid) * 1.0,
+        weight=None if valid is None else _flatten(valid).astype(jnp.float32),
     )
     minibatch_size = config.effective_minibatch_size(env.n_envs)
     permutations = epoch_permutations(
