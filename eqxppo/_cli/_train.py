@@ -197,8 +197,8 @@ def _finish(
 def _warn_diverged(rows: list[dict[str, Any]], start_step: int) -> None:
     """Name the chunk in which the run diverged (the last row) on stderr."""
     print(f"eqxppo: warning: {DIVERGED}. It diverged in chunk {len(rows)} (steps "
-          f"{start_step:,} to {rows[-1]['step']:,}); training stops here, the losses of "
-          "that chunk are NaN and its row in metrics.csv has diverged=1. Try a lower "
+          f"{start_step:,} to {rows[-1]['step']:,}); training stops here, and that "
+          "chunk's row in metrics.csv has diverged=1 (its losses may be NaN). Try a lower "
           "learning_rate or a max_grad_norm above 0.", file=sys.stderr, flush=True)  # fmt: skip
 
 
