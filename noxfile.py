@@ -40,8 +40,9 @@ LINES = [
 #   JAX, and cost a third of the suite); with the newest line it brackets the range;
 # - Python 3.11 / JAX 0.10.2, between them, runs the `compat` tests (vmap of init and
 #   train, sharding, compile counts, ahead-of-time compilation, epoch groups), those of
-#   the JAX APIs whose behaviour moves between releases most, and the optional
-#   frameworks' tests (their extras install there only);
+#   the JAX APIs whose behaviour moves between releases most, and the checkpoint tests,
+#   both with the plain kernels (`EQXPPO_KERNELS=plain`, the path a GPU takes), and the
+#   optional frameworks' tests (their extras install there only);
 # - left to `all_lines`: the two Python 3.12 lines (3.11 / 0.10.2 and 3.13 / 0.11.2
 #   cover their JAX releases, Python 3.11 and 3.13 on either side the interpreter),
 #   3.11 / 0.8.3 and 3.11 / 0.9.2 (between the oldest line's whole suite and 0.10.2's
@@ -83,9 +84,10 @@ def _install(session: nox.Session, jax: str, *groups: str) -> None:
     session.install("-e", package, *group_args, f"jax=={jax}", f"jaxlib=={jax}")
 
 
-def _pytest(session: nox.Session, *args: str) -> None:
+def _pytest(session: nox.Session, *args: str, kernels: str = "auto") -> None:
     # The slowest tests in the log: where CI's time goes.
-    session.run("pytest", "--durations=15", *args, *session.posargs, env={"JAX_PLATFORMS": "cpu"})
+    env = {"JAX_PLATFORMS": "cpu", "EQXPPO_KERNELS": kernels}
+    session.run("pytest", "--durations=15", *args, *session.posargs, env=env)
 
 
 @nox.session
@@ -99,7 +101,11 @@ def tests(session: nox.Session, jax: str) -> None:
     elif line == OLDEST:
         _pytest(session, "-m", "not slow and not e2e")
     else:
-        _pytest(session, "-m", "compat and not slow")
+        # With the plain kernels: the code a GPU runs (networks, shuffle, compiler
+        # options), trained, populated, sharded and checkpointed on every landing; the
+        # CPU kernels run the whole suite on the two lines either side.
+        _pytest(session, "-m", "compat and not slow", kernels="plain")
+        _pytest(session, "tests/test_checkpoint.py", kernels="plain")
     if (session.python, jax) in ENV_LINES:
         # The optional frameworks' tests in a process of their own: once, after envpool,
         # brax and gymnasium had run, a later XLA compilation in the same process
