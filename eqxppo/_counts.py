@@ -10,7 +10,6 @@ sweeps, `tune`, the command line) goes through `as_count`. No eqxppo dependencie
 import argparse
 import math
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
@@ -59,17 +58,16 @@ def check_budget(n_total_timesteps: Any, n_eval_steps: Any, n_eval_episodes: Any
 
 
 def budget_or_defaults(
-    defaults: Budget | Any,
+    defaults: Mapping[str, Any],
     n_total_timesteps: Any = None,
     n_eval_steps: Any = None,
     n_eval_episodes: Any = None,
 ) -> Budget:
     """`check_budget` where `None` (and only `None`: `0` is a count) takes the value of
-    `defaults` (a `Budget`, or a mapping with its field names)."""
-    get = defaults.__getitem__ if isinstance(defaults, Mapping) else partial(getattr, defaults)
+    `defaults` (a mapping with `Budget`'s field names, such as an AutoRL config)."""
     given = {"n_total_timesteps": n_total_timesteps, "n_eval_steps": n_eval_steps,
              "n_eval_episodes": n_eval_episodes}  # fmt: skip
-    return check_budget(**{k: get(k) if v is None else v for k, v in given.items()})
+    return check_budget(**{k: defaults[k] if v is None else v for k, v in given.items()})
 
 
 def count_arg(low: int = 0) -> Callable[[str], int]:

@@ -23,13 +23,6 @@ from ._environment import (
 )
 
 
-def _gymnax_numpy():
-    # Some gymnax environments (Swimmer-misc) rely on NumPy's implicit rank promotion,
-    # others on JAX's standard dtype promotion; trace them with both allowed, whatever
-    # the caller's `jax_numpy_rank_promotion` and `jax_numpy_dtype_promotion`.
-    return third_party_numpy()
-
-
 def _image_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     # A 2-D observation (bsuite Catch, DeepSea) is an image with one channel.
     return (*shape, 1) if len(shape) == 2 else shape
@@ -57,7 +50,9 @@ class GymnaxEnv(AbstractEnvironment):
 
     def reset(self, key: PRNGKeyArray) -> tuple[PyTree, Float[Array, "n_envs *obs_shape"]]:
         keys = jr.split(key, self.n_envs)
-        with _gymnax_numpy():
+        # Some gymnax environments (Swimmer-misc) rely on implicit rank promotion, others
+        # on standard dtype promotion: traced under JAX's defaults, whatever the caller set.
+        with third_party_numpy():
             obs, state = jax.vmap(self.env.reset, in_axes=(0, None))(keys, self.params)
         return state, self._process_obs(obs)
 
@@ -65,7 +60,7 @@ class GymnaxEnv(AbstractEnvironment):
         self, env_state: PyTree, action: Real[Array, " n_envs *action_shape"], key: PRNGKeyArray
     ) -> tuple[PyTree, EnvStep]:
         keys = jr.split(key, self.n_envs)
-        with _gymnax_numpy():
+        with third_party_numpy():
             obs, state, reward, terminated, truncated, info = jax.vmap(
                 self.env.step, in_axes=(0, 0, 0, None)
             )(keys, env_state, action, self.params)
@@ -132,7 +127,7 @@ def make_gymnax_env(
     parameters to override (`max_steps_in_episode`). A name of neither kind raises and
     lists both.
     """
-    with _gymnax_numpy():  # some environments compute arrays in their constructors
+    with third_party_numpy():  # some environments compute arrays in their constructors
         return _make_gymnax_env(env_name, n_envs, image_obs, env_kwargs)
 
 

@@ -96,12 +96,12 @@ class GroupedMembers:
         return eqx.combine(jax.tree.map(lambda x: x[:n], arrays), static)
 
     def gather(self, per_group: Sequence[T]) -> T:
-        """One tree per group (stacked rows, padded or not) as one tree with a leading
-        member axis in member order, on the devices (results of `train`, say)."""
-        cut = [self.real_rows(g, tree) for g, tree in enumerate(per_group)]
-        if len(cut) == 1 and self._inverse is None:
-            return cut[0]
-        joined = jax.tree.map(lambda *xs: jnp.concatenate(xs), *cut)
+        """One tree per group, each its group's real rows (`real_rows`, as the programs
+        of `Population.compile` return results), as one tree with a leading member axis
+        in member order, on the devices."""
+        if len(per_group) == 1 and self._inverse is None:
+            return per_group[0]
+        joined = jax.tree.map(lambda *xs: jnp.concatenate(xs), *per_group)
         if self._inverse is None:
             return joined
         return jax.tree.map(lambda x: x[self._inverse], joined)
@@ -109,10 +109,10 @@ class GroupedMembers:
     def gather_to_host(self, per_group: Sequence[Any]) -> np.ndarray:
         """One array per group as a NumPy array `(n_members, ...)` in member order
         (gathered from every process when the mesh spans several)."""
-        first = to_host(per_group[0])
-        out = np.empty((self.n_members, *first.shape[1:]), first.dtype)
-        for group, rows in zip(self.members, per_group):
-            out[list(group)] = to_host(rows)[: len(group)]
+        host = [to_host(rows) for rows in per_group]
+        out = np.empty((self.n_members, *host[0].shape[1:]), host[0].dtype)
+        for group, rows in zip(self.members, host):
+            out[list(group)] = rows[: len(group)]
         return out
 
     def row(self, per_group: Sequence[T], member: int) -> T:
