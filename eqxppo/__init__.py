@@ -7,6 +7,8 @@ from . import ppo as ppo
 from ._compilation_cache import cache_stats as cache_stats
 from ._compilation_cache import disable_compilation_cache as disable_compilation_cache
 from ._compilation_cache import enable_compilation_cache as enable_compilation_cache
+from ._cores import cpu_cores as cpu_cores
+from ._cores import use_cpu_cores as use_cpu_cores
 from .configspaces import NetworkConfig as NetworkConfig
 from .configspaces import PPOConfig as PPOConfig
 from .configspaces import PPOHyperparams as PPOHyperparams

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from ._cli import UserError, evaluate_command, sweep_command, train_command, tune_command
 from ._cli._common import parse_value
 from ._compilation_cache import compilation_cache, default_dir
+from ._cores import backends_started, use_cpu_cores
 from ._counts import count_arg
 from .autorl import OPTIMIZERS
 from .configspaces import SEARCH_SPACES
@@ -48,6 +49,35 @@ def _add_cache_flags(parser: argparse.ArgumentParser) -> None:
                             f"(default {default_dir()}, or $EQXPPO_COMPILATION_CACHE)")  # fmt: skip
     group.add_argument("--no-compilation-cache", action="store_true",
                        help="compile every program afresh")  # fmt: skip
+
+
+def _cpu_devices(text: str) -> int | None:
+    if text == "auto":
+        return None
+    return count_arg(1)(text)
+
+
+def _add_device_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cpu-devices",
+        type=_cpu_devices,
+        default=None,
+        metavar="N|auto",
+        help="XLA:CPU devices the members are sharded over (default auto: one per core; "
+        "1: one device whose kernels use all cores)",
+    )
+
+
+def _use_cpu_devices(n: int | None) -> None:
+    """One CPU device per core (or `n`) for this process's populations. A process whose
+    JAX has already started (a caller running `main` in its own process) keeps its
+    devices under `auto`; an explicit count that cannot be had is the user's error."""
+    if n is None and backends_started():
+        return
+    try:
+        use_cpu_cores(n)
+    except RuntimeError as error:
+        raise UserError(f"--cpu-devices: {error}") from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
                             "is at this address (needs eqxppo[dask])")  # fmt: skip
     sweep.add_argument("--retries", type=count_arg(0), default=2,
                        help="retries of a failed task on the cluster (default 2)")  # fmt: skip
+    _add_device_flag(sweep)
     _add_cache_flags(sweep)
     sweep.set_defaults(func=sweep_command)
 
@@ -146,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
         "--seed", type=count_arg(0), default=0, help="optimizer seed and first run seed"
     )
     tune.add_argument("--out", required=True, metavar="DIR")
+    _add_device_flag(tune)
     _add_cache_flags(tune)
     tune.set_defaults(func=tune_command)
     return parser
@@ -158,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"eqxppo: error: {error}", file=sys.stderr)
         return 2
+    if "cpu_devices" in args:
+        try:
+            _use_cpu_devices(args.cpu_devices)
+        except UserError as error:
+            print(f"eqxppo: error: {error}", file=sys.stderr)
+            return 2
     # Every program, even a small one: a sweep's trials and a resumed run then start
     # from what the earlier processes compiled. Restored afterwards, for callers that
     # run `main` inside their own process.

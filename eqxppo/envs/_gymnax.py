@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 import equinox as eqx
-import gymnax
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -96,6 +95,8 @@ class GymnaxEnv(AbstractEnvironment):
         return dataclasses.replace(self, n_envs=n_envs)
 
     def make_env_args(self) -> dict[str, Any]:
+        import gymnax
+
         _, default = gymnax.make(self.env_name, **dict(self.constructor_kwargs))
         env_kwargs = dict(self.constructor_kwargs)
         for name in self.params.__dataclass_fields__:
@@ -134,6 +135,10 @@ def make_gymnax_env(
 def _make_gymnax_env(
     env_name: str, n_envs: int, image_obs: bool, env_kwargs: dict[str, Any] | None
 ) -> GymnaxEnv:
+    # Imported here, not with eqxppo: gymnax builds arrays when imported, which starts
+    # JAX's backends, and `eqxppo.use_cpu_cores` must run before that.
+    import gymnax
+
     if env_name not in gymnax.registered_envs:
         raise ValueError(
             f"Unknown gymnax environment {env_name!r}; registered: {list(gymnax.registered_envs)}."

@@ -1,6 +1,7 @@
 """The two action distributions PPO needs, as small Equinox modules over one sample."""
 
 import abc
+import math
 
 import equinox as eqx
 import jax
@@ -48,7 +49,7 @@ class Categorical(AbstractDistribution):
         return -jnp.sum(jnp.exp(log_p) * log_p)
 
 
-_LOG_2PI = float(jnp.log(2 * jnp.pi))
+_LOG_2PI = math.log(2 * math.pi)
 
 
 class DiagGaussian(AbstractDistribution):

@@ -3,10 +3,12 @@ member order and the groups' stacked, padded, sharded rows.
 
 A population trains each group (members of one compiled program) as one stacked state.
 Group `g`'s first `len(members[g])` rows are its members in order; the rows after them,
-up to a multiple of the device count, pad it with copies of its last member and are
-never a member's. This type is the one place that knows that layout: `Population` and
-its features (results, hyperparameters, divergence flags, PBT, member states) gather
-and scatter through it.
+up to a multiple of its device count, pad it with copies of its last member and are
+never a member's. A group with fewer members than the mesh has devices runs on as many
+devices as it has members (on one process's mesh): a one-member group on two CPU
+devices would otherwise train a padding copy beside its member. This type is the one
+place that knows that layout: `Population` and its features (results,
+hyperparameters, divergence flags, PBT, member states) gather and scatter through it.
 """
 
 from collections.abc import Sequence
@@ -31,6 +33,16 @@ def _stack(trees: Sequence[Any]) -> Any:
     return eqx.combine(stacked, eqx.filter(trees[0], eqx.is_array, inverse=True))
 
 
+def group_mesh(mesh: Mesh, n_members: int) -> Mesh:
+    """The devices a group of `n_members` runs on: `mesh`, or its first `n_members`
+    devices when it has more devices than that and all of them are this process's (a
+    mesh across processes keeps every process's devices in every program)."""
+    here = jax.process_index()
+    if n_members >= mesh.size or any(d.process_index != here for d in mesh.devices.flat):
+        return mesh
+    return Mesh(mesh.devices.flat[:n_members], mesh.axis_names)
+
+
 class GroupedMembers:
     """The rows of `n_members` members in groups, over the devices of `mesh`.
 
@@ -38,8 +50,9 @@ class GroupedMembers:
 
     - `members`: per group, the member indices its rows hold, in row order; together
       a partition of `range(n_members)`.
-    - `mesh`: the one-axis device mesh each group's rows are sharded over; each group
-      is padded to a multiple of its size.
+    - `mesh`: the one-axis device mesh the groups' rows are sharded over (a group with
+      fewer members than devices over its first `len(group)` devices, `meshes[g]`);
+      each group is padded to a multiple of its mesh's size.
     """
 
     def __init__(self, members: Sequence[Sequence[int]], mesh: Mesh) -> None:
@@ -49,7 +62,10 @@ class GroupedMembers:
         if sorted(order.tolist()) != list(range(len(order))):
             raise ValueError(f"The groups must partition the members, got {self.members}.")
         self.n_members = len(order)
-        self.n_padded = tuple(padded_size(len(g), mesh.size) for g in self.members)
+        self.meshes = tuple(group_mesh(mesh, len(g)) for g in self.members)
+        self.n_padded = tuple(
+            padded_size(len(g), m.size) for g, m in zip(self.members, self.meshes)
+        )
         self._rows = {m: (g, row) for g, group in enumerate(self.members) for row, m in
                       enumerate(group)}  # fmt: skip
         self._inverse = None if np.all(order == np.arange(len(order))) else np.argsort(order)
@@ -67,7 +83,7 @@ class GroupedMembers:
         padded, then placed on the mesh."""
         if len(rows) != len(self.members[g]):
             raise ValueError(f"Group {g} has {len(self.members[g])} members, got {len(rows)}.")
-        return shard_members(pad_members(_stack(rows), self.n_padded[g]), self.mesh)
+        return shard_members(pad_members(_stack(rows), self.n_padded[g]), self.meshes[g])
 
     def scatter(self, values: Any, *, fill: float | None = None) -> list[Any]:
         """Per-member values (`(n_members, ...)`, any array-like) as each group's rows,
@@ -77,14 +93,14 @@ class GroupedMembers:
         if values.shape[:1] != (self.n_members,):
             raise ValueError(f"Expected {self.n_members} member values, got {values.shape[:1]}.")
         out = []
-        for group, n_padded in zip(self.members, self.n_padded):
+        for group, n_padded, mesh in zip(self.members, self.n_padded, self.meshes):
             rows = jnp.asarray(values[list(group)])
             if fill is None:
                 rows = pad_members(rows, n_padded)
             else:
                 pad = jnp.full((n_padded - len(group), *rows.shape[1:]), fill, rows.dtype)
                 rows = jnp.concatenate([rows, pad])
-            out.append(shard_members(rows, self.mesh))
+            out.append(shard_members(rows, mesh))
         return out
 
     # -- groups -> member order ----------------------------------------------------------
@@ -101,6 +117,9 @@ class GroupedMembers:
         in member order, on the devices."""
         if len(per_group) == 1 and self._inverse is None:
             return per_group[0]
+        if len(set(self.meshes)) > 1:  # groups on different devices: join on the first
+            device = self.mesh.devices.flat[0]
+            per_group = [jax.device_put(tree, device) for tree in per_group]
         joined = jax.tree.map(lambda *xs: jnp.concatenate(xs), *per_group)
         if self._inverse is None:
             return joined

@@ -8,7 +8,6 @@ through `jit`'s dispatch, so it cannot be compiled twice.
 """
 
 import json
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 import equinox as eqx
 import jax
 
+from .._cores import cpu_cores
 from ..envs import AbstractEnvironment
 
 
@@ -28,11 +28,7 @@ def default_workers() -> int:
     threads took as long as one (`benchmarks/parallel_compile.py`), so each thread is
     given two cores.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // 2)
+    return max(1, cpu_cores() // 2)
 
 
 def compile_all(

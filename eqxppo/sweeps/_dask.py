@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .._cores import cpu_cores
 from .._extras import require
 from ._task import SweepTask, TaskResult, run_task
 
@@ -141,7 +142,7 @@ class _client:
         elif self.address is not None:
             self.client = self.distributed.Client(self.address)
         else:
-            n = self.workers or max(1, len(os.sched_getaffinity(0)))
+            n = self.workers or cpu_cores()
             self.cluster = self.distributed.LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
             )
