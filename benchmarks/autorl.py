@@ -12,7 +12,8 @@ compilation:
   `reset()` and `step(config, seed=s)` for every configuration and seed, one at a time;
 - (b) eqxppo's `AutoRLEnv`, the same calls (its agent persists across `reset`, so each
   static structure compiles once);
-- (c) eqxppo's `AutoRLPopulationEnv`: one `step` with all 32 configurations x 3 seeds.
+- (c) eqxppo's `AutoRLPopulationEnv`: one `step` with all 32 configurations x 3 seeds,
+  once per `--cpu-devices` count (default 1 and one per core: `eqxppo.use_cpu_cores`).
 
 Columns: trainings, XLA compilations and their seconds (`jax.monitoring`), wall seconds,
 the best configuration's mean objective over seeds, and (a)'s wall time over each row's.
@@ -77,8 +78,10 @@ ONE_AT_A_TIME = COUNT_COMPILES + textwrap.dedent("""
 POPULATION = COUNT_COMPILES + textwrap.dedent("""
     import json, sys, time
     import numpy as np
+    import eqxppo
     from eqxppo.autorl import AutoRLPopulationEnv
     job = json.loads(sys.argv[1])
+    eqxppo.use_cpu_cores(job["cpu_devices"])
     start = time.perf_counter()
     env = AutoRLPopulationEnv({"env_framework": "gymnax", "env_name": job["env"],
                                "n_envs": job["n_envs"], "n_total_timesteps": job["timesteps"],
@@ -109,10 +112,12 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=100_000)
     parser.add_argument("--skip-arlbench", action="store_true")
     parser.add_argument("--jsonl", default=None)
+    parser.add_argument("--cpu-devices", type=int, nargs="+", default=None,
+                        help="a (c) row per CPU device count (default 1, per core)")  # fmt: skip
     args = parser.parse_args()
     import jax
 
-    from eqxppo import PPO
+    from eqxppo import PPO, cpu_cores
     from eqxppo.configspaces import get_search_space
 
     defaults = dict(PPO.get_default_hpo_config())
@@ -131,8 +136,9 @@ def main() -> None:
                      **run(arl, ONE_AT_A_TIME, {**job, "impl": "arlbench"})})  # fmt: skip
     rows.append({"row": "(b) eqxppo AutoRLEnv, one at a time",
                  **run(sys.executable, ONE_AT_A_TIME, {**job, "impl": "eqxppo"})})  # fmt: skip
-    rows.append({"row": "(c) eqxppo AutoRLPopulationEnv, one step",
-                 **run(sys.executable, POPULATION, job)})  # fmt: skip
+    for n in args.cpu_devices or sorted({1, cpu_cores()}):
+        rows.append({"row": f"(c) eqxppo AutoRLPopulationEnv, one step, {n} CPU device(s)",
+                     **run(sys.executable, POPULATION, {**job, "cpu_devices": n})})  # fmt: skip
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()  # fmt: skip
     print(f"# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, jax {jax.__version__}, "

@@ -18,6 +18,9 @@ one session:
   `plan_groups`, groups compiled side by side (`Population.compile`);
 - (d) the same again with the cache (c) filled: programs loaded, not compiled.
 
+(c) and (d) run with `--cpu-devices` XLA:CPU devices (`eqxppo.use_cpu_cores`; default
+one per core, as `eqxppo sweep` does); (b) with one, as it did.
+
 Columns: programs compiled, compile seconds (XLA's backend compilations, summed over
 threads, from `jax.monitoring`), train seconds, wall seconds, mean final return, and
 (a)'s wall time over each row's. Never run this beside another benchmark or the tests:
@@ -101,6 +104,8 @@ EQXPPO_WORKER = COUNT_COMPILES + textwrap.dedent("""
     import eqxppo
     from eqxppo import PPO, make_env
     job = json.loads(sys.argv[1])
+    if "cpu_devices" in job:  # rows (c) and (d); None: one per core
+        eqxppo.use_cpu_cores(job["cpu_devices"])
     if job["cache"]:
         eqxppo.enable_compilation_cache(job["cache"], min_compile_seconds=0)
     start = time.perf_counter()
@@ -143,7 +148,9 @@ def baseline_tree() -> Path:
     return tree
 
 
-def workload(name: str, skip_arlbench: bool, only: str | None = None) -> list[dict]:
+def workload(
+    name: str, skip_arlbench: bool, only: str | None = None, cpu_devices: int | None = None
+) -> list[dict]:
     space, n_configs, n_seeds, timesteps = WORKLOADS[name]
     job = {"configs": sample(space, n_configs), "seeds": list(range(n_seeds)), "env": ENV,
            "n_envs": N_ENVS, "timesteps": timesteps, "eval": EVAL, "cache": None}  # fmt: skip
@@ -160,7 +167,7 @@ def workload(name: str, skip_arlbench: bool, only: str | None = None) -> list[di
     if only not in (None, "cd"):
         return rows
     with tempfile.TemporaryDirectory() as cache:
-        job = {**job, "cache": cache}
+        job = {**job, "cache": cache, "cpu_devices": cpu_devices}
         rows.append({"row": "(c) eqxppo now, cold cache", **run(me, job)})
         rows.append({"row": "(d) eqxppo now, warm cache", **run(me, job)})
     return rows
@@ -189,16 +196,19 @@ def main() -> None:
     parser.add_argument("--only", default=None, choices=["a", "b", "cd"],
                         help="run only these rows")  # fmt: skip
     parser.add_argument("--jsonl", default=None, help="append raw rows here")
+    parser.add_argument("--cpu-devices", type=int, default=None,
+                        help="CPU devices of rows (c) and (d) (default: one per core)")  # fmt: skip
     args = parser.parse_args()
     import jax
 
     names = ["landscape", "full-2", "cc-3"] if args.workload == "all" else [args.workload]
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()  # fmt: skip
+    devices = args.cpu_devices or os.cpu_count()
     print(f"# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, jax {jax.__version__}, "
-          f"eqxppo {commit}\n")  # fmt: skip
+          f"eqxppo {commit}, (c) and (d) on {devices} CPU device(s)\n")  # fmt: skip
     for name in names:
-        rows = workload(name, args.skip_arlbench, args.only)
+        rows = workload(name, args.skip_arlbench, args.only, args.cpu_devices)
         if args.jsonl:
             with open(args.jsonl, "a") as f:
                 for r in rows:

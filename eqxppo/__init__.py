@@ -17,6 +17,7 @@ from .ppo import PPO as PPO
 from .ppo import CheckpointError as CheckpointError
 from .ppo import Population as Population
 from .ppo import PopulationState as PopulationState
+from .ppo import PopulationTooLarge as PopulationTooLarge
 from .ppo import PPOMetrics as PPOMetrics
 from .ppo import PPORunnerState as PPORunnerState
 from .ppo import PPOState as PPOState

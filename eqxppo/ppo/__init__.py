@@ -11,6 +11,7 @@ from ._init import init as init
 from ._loss import Batch as Batch
 from ._loss import LossFn as LossFn
 from ._loss import ppo_loss as ppo_loss
+from ._memory import PopulationTooLarge as PopulationTooLarge
 from ._optimizer import OptimizerFactory as OptimizerFactory
 from ._optimizer import clip_by_global_norm as clip_by_global_norm
 from ._optimizer import make_optimizer as make_optimizer

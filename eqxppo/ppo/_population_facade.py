@@ -33,6 +33,7 @@ from ..configspaces import (
 from ..envs import AbstractEnvironment
 from ..networks import kernels_of
 from ._grouped import GroupedMembers
+from ._memory import check_fits, free_bytes, member_bytes, tree_bytes
 from ._pbt import exploit_and_explore
 from ._plan import GroupingCost, plan_groups
 from ._population import init_population, train_population
@@ -84,6 +85,10 @@ class Population:
       differ only in `update_epochs` merge where `grouping_cost` says the masked epochs
       are cheaper than a compilation (`eqxppo.ppo.plan_groups`). `None`: one group per
       distinct static structure.
+    - `device_memory`: bytes a device may give one group's program; default what it
+      has free when the program is about to compile (for CPU devices, the host's
+      available memory, shared by them). A group whose estimate
+      (`memory_estimate`) exceeds it raises `PopulationTooLarge` before compiling.
     """
 
     def __init__(
@@ -96,6 +101,7 @@ class Population:
         planned_timesteps: Count | None = None,
         grouping_cost: GroupingCost = GroupingCost(),
         compile_workers: int | None = None,
+        device_memory: int | None = None,
         **spec_options: Any,
     ) -> None:
         if isinstance(hpo_configs, Mapping):
@@ -131,6 +137,9 @@ class Population:
             for g, n_padded in zip(planned, self.layout.n_padded)
         )
         self.compile_workers = compile_workers
+        self.device_memory = (
+            None if device_memory is None else as_count("device_memory", device_memory, low=1)
+        )
         self._env_keys = (env_key(self.spec.env), env_key(self.spec.eval_env))
 
     @property
@@ -227,6 +236,8 @@ class Population:
         ]  # fmt: skip
         programs = [PROGRAMS.get(key) for key in keys]
         missing = [g for g, program in enumerate(programs) if program is None]
+        for g in missing:  # before minutes of compilation, not after them
+            self._check_memory(g, state.groups[g])
         lowerings = [
             functools.partial(
                 cast(Any, train_population).lower,  # eqx.filter_jit's AOT entry
@@ -249,6 +260,43 @@ class Population:
             return call
 
         return [run(g, program) for g, program in enumerate(programs)]
+
+    def memory_estimate(self, state: PopulationState) -> list[int]:
+        """Bytes per member of each group's train program, by eqxppo's memory model
+        (`eqxppo.ppo._memory`: the member's state, what one update holds per
+        environment step, and the evaluation's observations)."""
+        self._check_state(state)
+        return [self._member_bytes(g, rs) for g, rs in enumerate(state.groups)]
+
+    def _check_memory(self, g: int, runner_states: PPORunnerState) -> None:
+        """`PopulationTooLarge` when group `g`'s program would not fit its devices."""
+        mesh = self.layout.meshes[g]
+        device = mesh.devices.flat[0]
+        per_member = self._member_bytes(g, runner_states)
+        own = tree_bytes(runner_states)  # already allocated: part of the estimate
+        # CPU devices share the host's memory: their members count together.
+        shared = device.platform == "cpu"
+        members = self.groups[g].n_padded if shared else self.groups[g].n_padded // mesh.size
+        free = self.device_memory or free_bytes(device)
+        if free is None:  # a backend that reports nothing: nothing to check against
+            return
+        check_fits(
+            what=f"Group {g} of the population ({len(self.groups[g].members)} members on "
+            f"{mesh.size} {device.platform} device(s))",
+            per_member=per_member,
+            members_per_device=members,
+            resident=own if shared else own // mesh.size,
+            free=free + (own if shared else own // mesh.size),
+        )
+
+    def _member_bytes(self, g: int, runner_states: PPORunnerState) -> int:
+        return member_bytes(
+            state_bytes=tree_bytes(runner_states) // self.groups[g].n_padded,
+            env=self.spec.env,
+            eval_env=self.spec.eval_env,
+            n_steps=self.groups[g].config.n_steps,
+            hidden_size=self.spec.network_config.hidden_size,
+        )
 
     def state_from_members(self, runner_states: Sequence[PPORunnerState]) -> PopulationState:
         """A state in which member `m` continues from `runner_states[m]` (one agent's

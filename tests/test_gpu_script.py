@@ -1,0 +1,48 @@
+"""`benchmarks/gpu.py`, the script a person with a GPU runs, at its smoke size on the CPU:
+every row trains what it says and reports what it trained."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu.py"
+ROWS = ["cartpole-single", "cartpole-pop-1024", "cartpole-pop-4096", "minatar-breakout-cnn-64"]
+
+
+@pytest.mark.e2e
+def test_the_device_script_runs_every_row_at_its_smoke_size(capsys):
+    spec = importlib.util.spec_from_file_location("gpu_script", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu)
+    assert gpu.main(["--smoke", "--rows", *ROWS]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0]["row"] == "machine" and lines[0]["backend"] == "cpu"
+    rows = {row["row"]: row for row in lines[1:]}
+    assert sorted(rows) == sorted(ROWS)
+    for name, row in rows.items():
+        assert "skipped" not in row, row
+        spec_row = gpu.ROWS[name]
+        members, steps = spec_row.members[1], spec_row.steps[1]
+        assert row["members"] == members
+        # Real members only; each trains whole updates of at least the budget.
+        batch = spec_row.n_envs[1] * 128
+        assert row["env_steps"] == members * (-(-steps // batch) * batch), row
+        assert row["steps_per_s"] > 0 and row["diverged_members"] == 0
+        if not spec_row.single:
+            assert len(row["estimated_bytes_per_member"]) == 1
+
+
+def test_a_row_projected_past_the_budget_is_skipped_not_run():
+    spec = importlib.util.spec_from_file_location("gpu_script", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu)
+    done = [{"row": "cartpole-pop-1024", "env": "CartPole-v1", "compile_s": 10.0,
+             "steps_per_s": 1_000_000}]  # fmt: skip
+    # 4096 members x 500k steps at 1M steps/s: about 2,000 s.
+    assert gpu._projected_s("cartpole-pop-4096", False, done) == pytest.approx(10 + 2048)
+    assert gpu._projected_s("minatar-breakout-cnn-64", False, done) is None
