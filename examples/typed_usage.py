@@ -67,11 +67,20 @@ def gae_by_hand() -> Float[Array, "n_steps n_envs"]:
     return advantages
 
 
+def populations_on_every_core() -> int:
+    """First thing in a script, before any JAX computation."""
+    n_devices: int = eqxppo.use_cpu_cores()
+    assert n_devices <= eqxppo.cpu_cores()
+    return n_devices
+
+
 def population_and_checkpoint(path: str) -> Float[Array, "n_members n_eval_steps n_eval_episodes"]:
     env = make_env("gymnax", "CartPole-v1", n_envs=4)
     configs = PPO.get_hpo_config_space(seed=0).sample_configuration(2)
-    pop: Population = PPO.population(configs, env, seeds=range(2))
+    pop: Population = PPO.population(configs, env, seeds=range(2), device_memory=2**30)
     state: PopulationState = pop.init(jax.random.key(0))
+    per_member: list[int] = pop.memory_estimate(state)
+    del per_member
     state, result = pop.train(state, n_total_timesteps=2_000, n_eval_steps=1)
     state = pop.update_hparams(state, learning_rate=pop.get_hparams(state)["learning_rate"] / 2)
     member: PPOState = pop.member(state, 3)
