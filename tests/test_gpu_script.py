@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from eqxppo.ppo import updates_per_chunk
+
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu.py"
 ROWS = ["cartpole-single", "cartpole-pop-1024", "cartpole-pop-4096", "minatar-breakout-cnn-64"]
@@ -28,9 +30,10 @@ def test_the_device_script_runs_every_row_at_its_smoke_size(capsys):
         spec_row = gpu.ROWS[name]
         members, steps = spec_row.members[1], spec_row.steps[1]
         assert row["members"] == members
-        # Real members only; each trains whole updates of at least the budget.
-        batch = spec_row.n_envs[1] * 128
-        assert row["env_steps"] == members * (-(-steps // batch) * batch), row
+        # Real members only, each with ARLBench's budget rule (whole updates per chunk).
+        n_envs, n_steps = spec_row.n_envs[1], 128
+        updates = 10 * updates_per_chunk(steps, n_envs, n_steps, 10)
+        assert row["env_steps"] == members * updates * n_envs * n_steps, row
         assert row["steps_per_s"] > 0 and row["diverged_members"] == 0
         if not spec_row.single:
             assert len(row["estimated_bytes_per_member"]) == 1

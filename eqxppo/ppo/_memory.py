@@ -100,25 +100,17 @@ def free_bytes(device: Any) -> int | None:
     return None
 
 
-def check_fits(
-    *,
-    what: str,
-    per_member: int,
-    members_per_device: int,
-    resident: int,
-    free: int,
-) -> None:
-    """Raise `PopulationTooLarge` when `members_per_device` members of `per_member` bytes
-    each, beside `resident` bytes already held, exceed `free`; the message gives the
-    estimate and the most members per device that fit."""
-    need = per_member * members_per_device
-    if need <= free:
+def check_fits(*, what: str, per_member: int, members: int, budget: int, where: str) -> None:
+    """Raise `PopulationTooLarge` when `members` members of `per_member` bytes each
+    exceed `budget` bytes; the message gives the estimate and the most members that
+    fit (`where`: "per device", say)."""
+    need = per_member * members
+    if need <= budget:
         return
-    fits = max(0, free // max(per_member, 1))
+    fits = budget // max(per_member, 1)
     raise PopulationTooLarge(
-        f"{what}: {members_per_device} members per device need about {need / MiB:,.0f} MiB "
-        f"({per_member / MiB:,.1f} MiB each, by eqxppo's memory model) beside "
-        f"{resident / MiB:,.0f} MiB of states, and the device has {free / MiB:,.0f} MiB "
-        f"free: at most {fits} members per device fit. Train the configurations as "
-        "several smaller populations, or on more devices."
+        f"{what}: {members} members {where} need about {need / MiB:,.0f} MiB "
+        f"({per_member / MiB:,.2f} MiB each, by eqxppo's memory model) and "
+        f"{budget / MiB:,.0f} MiB is available {where}: at most {fits} members fit. "
+        "Train the configurations as several smaller populations, or on more devices."
     )

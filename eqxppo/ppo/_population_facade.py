@@ -85,9 +85,9 @@ class Population:
       differ only in `update_epochs` merge where `grouping_cost` says the masked epochs
       are cheaper than a compilation (`eqxppo.ppo.plan_groups`). `None`: one group per
       distinct static structure.
-    - `device_memory`: bytes a device may give one group's program; default what it
-      has free when the program is about to compile (for CPU devices, the host's
-      available memory, shared by them). A group whose estimate
+    - `device_memory`: bytes a device may give one group's program (for CPU devices,
+      all of them together: they share the host's memory); default what it has free
+      when the program is about to compile. A group whose estimate
       (`memory_estimate`) exceeds it raises `PopulationTooLarge` before compiling.
     """
 
@@ -272,21 +272,24 @@ class Population:
         """`PopulationTooLarge` when group `g`'s program would not fit its devices."""
         mesh = self.layout.meshes[g]
         device = mesh.devices.flat[0]
-        per_member = self._member_bytes(g, runner_states)
-        own = tree_bytes(runner_states)  # already allocated: part of the estimate
         # CPU devices share the host's memory: their members count together.
         shared = device.platform == "cpu"
-        members = self.groups[g].n_padded if shared else self.groups[g].n_padded // mesh.size
-        free = self.device_memory or free_bytes(device)
-        if free is None:  # a backend that reports nothing: nothing to check against
-            return
+        n_devices = 1 if shared else mesh.size
+        if self.device_memory is not None:
+            budget = self.device_memory
+        else:
+            free = free_bytes(device)
+            if free is None:  # a backend that reports nothing: nothing to check against
+                return
+            # The group's states are allocated already and part of the estimate.
+            budget = free + tree_bytes(runner_states) // n_devices
         check_fits(
             what=f"Group {g} of the population ({len(self.groups[g].members)} members on "
             f"{mesh.size} {device.platform} device(s))",
-            per_member=per_member,
-            members_per_device=members,
-            resident=own if shared else own // mesh.size,
-            free=free + (own if shared else own // mesh.size),
+            per_member=self._member_bytes(g, runner_states),
+            members=self.groups[g].n_padded // n_devices,
+            budget=budget,
+            where="in the host's memory" if shared else "per device",
         )
 
     def _member_bytes(self, g: int, runner_states: PPORunnerState) -> int:
