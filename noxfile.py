@@ -143,5 +143,6 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=ENV_LINE[0])
 def typecheck(session: nox.Session) -> None:
     """pyright on the package and on a typed usage file, as a user's IDE sees them."""
-    _install(session, ENV_LINE[1], "lint")
+    # With the test group: the optional frameworks' imports (SMAC, Optuna, Dask) resolve.
+    _install(session, ENV_LINE[1], "lint", "tests")
     session.run("pyright", *session.posargs)
