@@ -9,13 +9,11 @@ from typing import Any
 
 import equinox as eqx
 from beartype import beartype
-from jax.sharding import Mesh
 from jaxtyping import Array, Key, jaxtyped
 
 from ..configspaces import NetworkConfig, PPOConfig, PPOHyperparams
 from ..envs import AbstractEnvironment
 from ._init import init
-from ._sharding import map_blocks
 from ._state import PPORunnerState, PPOState, PPOTrainingResult
 from ._train import train
 
@@ -49,8 +47,6 @@ def train_population(
     runner_states: PPORunnerState,
     env: AbstractEnvironment,
     config: PPOConfig,
-    *,
-    mesh: Mesh | None = None,
     **options: Any,
 ) -> tuple[PPORunnerState, PPOTrainingResult]:
     """`train` for every member of a stacked runner state, in one compiled program.
@@ -58,21 +54,13 @@ def train_population(
     `options` are `train`'s keyword-only options (`n_total_timesteps`, `n_eval_steps`,
     ...). Each member trains for `n_total_timesteps` of its own steps with its own
     `runner_state.hparams`, so new hyperparameter values never recompile. The shapes are
-    checked per member by `train`'s annotations. With a `mesh` of several devices (the
-    one `runner_states` is sharded over), each device trains its block of members as
-    its own program (`map_blocks`).
+    checked per member by `train`'s annotations.
 
     **Returns:**
 
     `(runner_states, PPOTrainingResult)` with a leading member axis on every array,
     e.g. `eval_rewards` of shape `(n_members, n_eval_steps, n_eval_episodes)`.
     """
-
     # Only the runner state has a member axis; `train` checks the budget and the shapes.
-    def train_members(states: PPORunnerState, shared: tuple[Any, dict[str, Any]]) -> Any:
-        env, options = shared
-        return eqx.filter_vmap(lambda state: train(state, env, config, **options))(states)
-
-    if mesh is None or mesh.size == 1:
-        return train_members(runner_states, (env, options))
-    return map_blocks(train_members, mesh)(runner_states, (env, options))
+    train_member = lambda runner_state: train(runner_state, env, config, **options)
+    return eqx.filter_vmap(train_member)(runner_states)

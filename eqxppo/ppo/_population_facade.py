@@ -229,11 +229,10 @@ class Population:
         compiler_options = _xla_cpu.compiler_options(kernels[0])
         keys = [
             program_key(
-                "train_population", runner_states,
-                static=(self._env_keys, group.config, self.layout.meshes[g]),
+                "train_population", runner_states, static=(self._env_keys, group.config),
                 options=plain, compiler_options=compiler_options,
             )
-            for g, (group, runner_states) in enumerate(zip(self.groups, state.groups))
+            for group, runner_states in zip(self.groups, state.groups)
         ]  # fmt: skip
         programs = [PROGRAMS.get(key) for key in keys]
         missing = [g for g, program in enumerate(programs) if program is None]
@@ -242,8 +241,7 @@ class Population:
         lowerings = [
             functools.partial(
                 cast(Any, train_population).lower,  # eqx.filter_jit's AOT entry
-                state.groups[g], self.spec.env, self.groups[g].config,
-                mesh=self.layout.meshes[g], **options,
+                state.groups[g], self.spec.env, self.groups[g].config, **options,
             )
             for g in missing
         ]  # fmt: skip
@@ -255,9 +253,8 @@ class Population:
         def run(g: int, program: Any) -> Any:
             def call(runner_states: PPORunnerState):
                 new_states, result = program(
-                    runner_states, self.spec.env, self.groups[g].config,
-                    mesh=self.layout.meshes[g], **options,
-                )  # fmt: skip
+                    runner_states, self.spec.env, self.groups[g].config, **options
+                )
                 return new_states, self.layout.real_rows(g, result)
 
             return call

@@ -7,7 +7,7 @@ them. `to_host` brings such a result back to every process.
 """
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import equinox as eqx
@@ -66,38 +66,6 @@ def _global(x: Any, sharding: NamedSharding) -> Any:
     host = np.asarray(jax.random.key_data(x) if is_key else x)
     out = jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
     return jax.random.wrap_key_data(out, impl=jax.random.key_impl(x)) if is_key else out
-
-
-def map_blocks(fn: Callable[[Any, Any], Any], mesh: Mesh) -> Callable[[Any, Any], Any]:
-    """`fn(members, shared)` run on each device's block of the member axis, side by side.
-
-    Every array leaf of `members` (and of the result) is split over `mesh` along its
-    leading axis; `shared`'s arrays are given whole to every device. Each device runs
-    `fn` on its block as its own program (`shard_map`), so nothing in `fn` couples the
-    devices: under plain sharding, a `while` loop over vmapped members (the evaluation's)
-    agreed across the devices at every iteration, and a 10-member population trained
-    23% longer (`benchmarks/README.md`). `fn` must treat members independently, as a
-    `vmap` does.
-    """
-    spec = PartitionSpec(MEMBER_AXIS)
-
-    def run(members: Any, shared: Any) -> Any:
-        member_arrays, member_static = eqx.partition(members, eqx.is_array)
-        shared_arrays, shared_static = eqx.partition(shared, eqx.is_array)
-        out_static: list[Any] = []
-
-        def body(block: Any, whole: Any) -> Any:
-            out = fn(eqx.combine(block, member_static), eqx.combine(whole, shared_static))
-            out_arrays, static = eqx.partition(out, eqx.is_array)
-            out_static.append(static)
-            return out_arrays
-
-        # No replication check: every output is split over the members.
-        mapped = jax.shard_map(body, mesh=mesh, in_specs=(spec, PartitionSpec()),
-                               out_specs=spec, check_vma=False)  # fmt: skip
-        return eqx.combine(mapped(member_arrays, shared_arrays), out_static[0])
-
-    return run
 
 
 def to_host(tree: T) -> T:
