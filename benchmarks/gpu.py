@@ -37,14 +37,13 @@ from typing import Any
 import jax
 import jax.random as jr
 import numpy as np
+from population import sample_configs  # this folder is on sys.path when run as a script
 
 import eqxppo
 from eqxppo import PPO, make_env
-from eqxppo.configspaces import HPO_KEYS, PPOConfig
 
 
 ROOT = Path(__file__).resolve().parent.parent
-STATIC = tuple(PPOConfig.__dataclass_fields__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,18 +88,6 @@ ANCHORS = {"cartpole-pop-1024": 10_450_000, "cartpole-pop-4096": 10_450_000,
            "halfcheetah-2048": 58_700}  # fmt: skip
 
 
-def sample_configs(n: int, seed: int, fixed: dict[str, Any]) -> list[dict[str, Any]]:
-    """`n` configurations: the default static structure (or `fixed`), sampled continuous
-    values."""
-    default = dict(PPO.get_default_hpo_config())
-    samples = PPO.get_hpo_config_space(seed=seed).sample_configuration(max(n, 2))[:n]
-    out = []
-    for sample in samples:
-        config = {k: sample[k] for k in HPO_KEYS if k not in STATIC}
-        out.append({**config, **{k: default[k] for k in STATIC}, **fixed})
-    return out
-
-
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     out = jax.block_until_ready(fn())
@@ -114,7 +101,7 @@ def run_row(name: str, smoke: bool, seed: int) -> dict[str, Any]:
     fixed = {**spec.config, **(spec.smoke_config if smoke else {})}
     env = make_env(spec.framework, spec.env, cnn_policy=spec.cnn, n_envs=n_envs,
                    env_kwargs=spec.env_kwargs)  # fmt: skip
-    configs = sample_configs(members, seed, fixed)
+    configs = [{**config, **fixed} for config in sample_configs(members, seed)]
     budget = {"n_total_timesteps": steps, "n_eval_steps": 10, "n_eval_episodes": 10}
     options = {"cnn_policy": spec.cnn, "nas_config": spec.nas}
     row: dict[str, Any] = {"row": name, "env": spec.env, "members": members, "n_envs": n_envs}

@@ -187,15 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m eqxppo` and the `eqxppo` script."""
     try:
         args = _parser().parse_args(argv)
+        if "cpu_devices" in args:  # before any JAX computation
+            _use_cpu_devices(args.cpu_devices)
     except UserError as error:
         print(f"eqxppo: error: {error}", file=sys.stderr)
         return 2
-    if "cpu_devices" in args:
-        try:
-            _use_cpu_devices(args.cpu_devices)
-        except UserError as error:
-            print(f"eqxppo: error: {error}", file=sys.stderr)
-            return 2
     # Every program, even a small one: a sweep's trials and a resumed run then start
     # from what the earlier processes compiled. Restored afterwards, for callers that
     # run `main` inside their own process.

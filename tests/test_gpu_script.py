@@ -4,6 +4,7 @@ every row trains what it says and reports what it trained."""
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,12 +15,19 @@ SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu.py"
 ROWS = ["cartpole-single", "cartpole-pop-1024", "cartpole-pop-4096", "minatar-breakout-cnn-64"]
 
 
-@pytest.mark.e2e
-def test_the_device_script_runs_every_row_at_its_smoke_size(capsys):
+def _load(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The script as a module, with its folder on `sys.path` as when it runs."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("gpu_script", SCRIPT)
     assert spec is not None and spec.loader is not None
     gpu = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gpu)
+    return gpu
+
+
+@pytest.mark.e2e
+def test_the_device_script_runs_every_row_at_its_smoke_size(capsys, monkeypatch):
+    gpu = _load(monkeypatch)
     assert gpu.main(["--smoke", "--rows", *ROWS]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines[0]["row"] == "machine" and lines[0]["backend"] == "cpu"
@@ -39,11 +47,8 @@ def test_the_device_script_runs_every_row_at_its_smoke_size(capsys):
             assert len(row["estimated_bytes_per_member"]) == 1
 
 
-def test_a_row_projected_past_the_budget_is_skipped_not_run():
-    spec = importlib.util.spec_from_file_location("gpu_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    gpu = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu)
+def test_a_row_projected_past_the_budget_is_skipped_not_run(monkeypatch):
+    gpu = _load(monkeypatch)
     done = [{"row": "cartpole-pop-1024", "env": "CartPole-v1", "compile_s": 10.0,
              "steps_per_s": 1_000_000}]  # fmt: skip
     # 4096 members x 500k steps at 1M steps/s: about 2,000 s.

@@ -266,7 +266,7 @@ class Population:
         (`eqxppo.ppo._memory`: the member's state, what one update holds per
         environment step, and the evaluation's observations)."""
         self._check_state(state)
-        return [self._member_bytes(g, rs) for g, rs in enumerate(state.groups)]
+        return [self._member_bytes(g, tree_bytes(rs)) for g, rs in enumerate(state.groups)]
 
     def _check_memory(self, g: int, runner_states: PPORunnerState) -> None:
         """`PopulationTooLarge` when group `g`'s program would not fit its devices."""
@@ -275,6 +275,7 @@ class Population:
         # CPU devices share the host's memory: their members count together.
         shared = device.platform == "cpu"
         n_devices = 1 if shared else mesh.size
+        state_bytes = tree_bytes(runner_states)
         if self.device_memory is not None:
             budget = self.device_memory
         else:
@@ -282,19 +283,21 @@ class Population:
             if free is None:  # a backend that reports nothing: nothing to check against
                 return
             # The group's states are allocated already and part of the estimate.
-            budget = free + tree_bytes(runner_states) // n_devices
+            budget = free + state_bytes // n_devices
         check_fits(
             what=f"Group {g} of the population ({len(self.groups[g].members)} members on "
             f"{mesh.size} {device.platform} device(s))",
-            per_member=self._member_bytes(g, runner_states),
+            per_member=self._member_bytes(g, state_bytes),
             members=self.groups[g].n_padded // n_devices,
             budget=budget,
             where="in the host's memory" if shared else "per device",
         )
 
-    def _member_bytes(self, g: int, runner_states: PPORunnerState) -> int:
+    def _member_bytes(self, g: int, group_state_bytes: int) -> int:
+        """The model's bytes per member of group `g`, whose stacked state (padding rows
+        included) holds `group_state_bytes`."""
         return member_bytes(
-            state_bytes=tree_bytes(runner_states) // self.groups[g].n_padded,
+            state_bytes=group_state_bytes // self.groups[g].n_padded,
             env=self.spec.env,
             eval_env=self.spec.eval_env,
             n_steps=self.groups[g].config.n_steps,
