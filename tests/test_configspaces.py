@@ -60,13 +60,17 @@ def test_hpo_space_matches_arlbench():
     assert len(get_hpo_config_space()) == 13
 
 
-def test_nas_space_matches_arlbench():
+def test_nas_space_is_arlbench_s_with_the_recurrent_core():
     expected = {
-        "activation": ("cat", ["tanh", "relu"], "tanh", False),
+        "activation": ("cat", ["tanh", "relu"], "tanh", False),  # ARLBench's two keys
         "hidden_size": ("int", (1, 2048), 64, False),
+        "recurrent": ("cat", ["none", "gru", "lstm"], "none", False),  # off by default
     }
     _check_space(get_nas_config_space(), expected)
-    assert dict(get_default_nas_config()) == {"activation": "tanh", "hidden_size": 64}
+    default = {"activation": "tanh", "hidden_size": 64, "recurrent": "none"}
+    assert dict(get_default_nas_config()) == default
+    # ARLBench's own NAS mappings (without the key) stay feed-forward.
+    assert parse_nas_config({"activation": "relu", "hidden_size": 8}).recurrent == "none"
 
 
 def test_seeded_spaces_sample_reproducibly():
@@ -151,6 +155,9 @@ def test_wrong_types_raise_type_error_naming_the_key(bad, match):
 def test_nas_config_validation():
     assert parse_nas_config({"activation": "relu", "hidden_size": 1}).hidden_size == 1
     assert parse_nas_config(None).activation == "tanh"
+    assert parse_nas_config({"recurrent": "lstm"}).is_recurrent
+    with pytest.raises(ValueError, match="`recurrent` must be one of"):
+        parse_nas_config({"recurrent": "rnn"})
     with pytest.raises(ValueError, match="activation.*tanh"):
         parse_nas_config({"activation": "gelu"})
     with pytest.raises(ValueError, match="hidden_size"):

@@ -5,7 +5,9 @@ from ._config import CONTINUOUS_KEYS as CONTINUOUS_KEYS
 from ._config import HPO_KEYS as HPO_KEYS
 from ._config import NAS_KEYS as NAS_KEYS
 from ._config import Activation as Activation
+from ._config import RECURRENT_CORES as RECURRENT_CORES
 from ._config import NetworkConfig as NetworkConfig
+from ._config import Recurrent as Recurrent
 from ._config import PPOConfig as PPOConfig
 from ._config import PPOHyperparams as PPOHyperparams
 from ._config import check_continuous as check_continuous

@@ -29,6 +29,9 @@ from ._nas import get_default_nas_config
 
 Activation = Literal["tanh", "relu"]
 ACTIVATIONS: tuple[Activation, ...] = ("tanh", "relu")
+# The recurrent core between the encoder and the heads; "none" is the feed-forward agent.
+Recurrent = Literal["none", "gru", "lstm"]
+RECURRENT_CORES: tuple[Recurrent, ...] = ("none", "gru", "lstm")
 
 
 def _as_float32(x: Any) -> Array:
@@ -53,7 +56,8 @@ class PPOConfig(eqx.Module):
     `n_envs * n_steps` transitions; `effective_minibatch_size` clamps the request to
     it, and each epoch reshuffles the batch and trains on `n_minibatches` full
     minibatches, dropping the `batch % minibatch` transitions left over (a different
-    remainder every epoch, so none is systematically ignored).
+    remainder every epoch, so none is systematically ignored). A recurrent agent's
+    minibatches hold whole environment sequences instead (`sequences_per_minibatch`).
     """
 
     n_steps: int = eqx.field(static=True)
@@ -77,6 +81,17 @@ class PPOConfig(eqx.Module):
     def n_minibatches(self, n_envs: int) -> int:
         """Full minibatches per epoch; the remainder of the shuffled batch is dropped."""
         return self.batch_size(n_envs) // self.effective_minibatch_size(n_envs)
+
+    def sequences_per_minibatch(self, n_envs: int) -> int:
+        """A recurrent agent's minibatch in whole sequences: one sequence is one
+        environment's `n_steps` steps, and a minibatch takes `minibatch_size // n_steps`
+        of them (at least one, at most `n_envs`)."""
+        return min(n_envs, max(1, self.minibatch_size // self.n_steps))
+
+    def n_sequence_minibatches(self, n_envs: int) -> int:
+        """A recurrent agent's minibatches per epoch; the `n_envs % sequences` sequences
+        left over by each epoch's reshuffle of the environments sit that epoch out."""
+        return n_envs // self.sequences_per_minibatch(n_envs)
 
 
 # (lower, upper, lower inclusive, upper inclusive) for each continuous hyperparameter.
@@ -151,28 +166,47 @@ class PPOHyperparams(eqx.Module):
                 check_continuous(name, value)
 
 
+def _check_choice(key: str, name: Any, choices: tuple[Any, ...]) -> Any:
+    if not isinstance(name, str):
+        raise TypeError(f"NAS hyperparameter `{key}` must be a string, got {name!r}.")
+    for choice in choices:
+        if name == choice:
+            return choice
+    raise ValueError(f"NAS hyperparameter `{key}` must be one of {list(choices)}, got {name!r}.")
+
+
 def check_activation(name: Any) -> Activation:
     """`name` as an `Activation`; `TypeError` for a non-string, `ValueError` for an
     unknown name (listing the known ones)."""
-    if not isinstance(name, str):
-        raise TypeError(f"NAS hyperparameter `activation` must be a string, got {name!r}.")
-    for activation in ACTIVATIONS:
-        if name == activation:
-            return activation
-    raise ValueError(
-        f"NAS hyperparameter `activation` must be one of {list(ACTIVATIONS)}, got {name!r}."
-    )
+    return _check_choice("activation", name, ACTIVATIONS)
+
+
+def check_recurrent(name: Any) -> Recurrent:
+    """`name` as a `Recurrent` core (`"none"`, `"gru"`, `"lstm"`); errors as
+    `check_activation`'s."""
+    return _check_choice("recurrent", name, RECURRENT_CORES)
 
 
 class NetworkConfig(eqx.Module):
-    """The actor-critic architecture (NAS config plus `cnn_policy`); all static."""
+    """The actor-critic architecture (NAS config plus `cnn_policy`); all static.
+
+    `recurrent` puts a GRU or LSTM core of `hidden_size` units between the encoder (the
+    MLP's first layer, or the NatureCNN trunk) and the heads; `"none"` (the default) is
+    ARLBench's feed-forward agent.
+    """
 
     activation: Activation = eqx.field(static=True)
     hidden_size: int = eqx.field(static=True)
     cnn_policy: bool = eqx.field(static=True, default=False)
+    recurrent: Recurrent = eqx.field(static=True, default="none")
+
+    @property
+    def is_recurrent(self) -> bool:
+        return self.recurrent != "none"
 
     def __check_init__(self):
         check_activation(self.activation)
+        check_recurrent(self.recurrent)
         if self.hidden_size < 1:
             raise ValueError(
                 f"NAS hyperparameter `hidden_size` must be >= 1, got {self.hidden_size!r}."
@@ -184,7 +218,7 @@ _BOOL_KEYS = ("normalize_advantage", "normalize_observations")
 HPO_KEYS: tuple[str, ...] = (*_INT_KEYS, *_BOOL_KEYS, *_FLOAT_RULES)
 # The continuous coefficients: what PBT perturbs and a population's members set freely.
 CONTINUOUS_KEYS: tuple[str, ...] = tuple(_FLOAT_RULES)
-NAS_KEYS: tuple[str, ...] = ("activation", "hidden_size")
+NAS_KEYS: tuple[str, ...] = ("activation", "hidden_size", "recurrent")
 
 
 def _merged(config: Mapping[str, Any], defaults: Mapping[str, Any], kind: str) -> dict:
@@ -258,10 +292,13 @@ def parse_hpo_config(config: Mapping[str, Any]) -> tuple[PPOConfig, PPOHyperpara
 
 
 def parse_nas_config(config: Mapping[str, Any] | None, cnn_policy: bool = False) -> NetworkConfig:
-    """Validate an architecture config (`activation`, `hidden_size`) into a `NetworkConfig`.
+    """Validate an architecture config (`activation`, `hidden_size`, `recurrent`) into a
+    `NetworkConfig`.
 
-    `None` means ARLBench's default (tanh, 64). Unknown names, an unknown activation or a
-    `hidden_size` below 1 raise `ValueError`; a non-integer `hidden_size` raises `TypeError`.
+    `None` means the default (tanh, 64, feed-forward: ARLBench's); a mapping with only
+    ARLBench's two keys is feed-forward. Unknown names, an unknown activation or
+    recurrent core, or a `hidden_size` below 1 raise `ValueError`; a non-integer
+    `hidden_size` raises `TypeError`.
     """
     values = _merged({} if config is None else config, get_default_nas_config(), "NAS")
     activation = check_activation(values["activation"])
@@ -270,7 +307,8 @@ def parse_nas_config(config: Mapping[str, Any] | None, cnn_policy: bool = False)
         raise TypeError(
             f"NAS hyperparameter `hidden_size` must be an integer, got {hidden_size!r}."
         )
-    return NetworkConfig(activation, int(hidden_size), bool(cnn_policy))
+    recurrent = check_recurrent(values["recurrent"])
+    return NetworkConfig(activation, int(hidden_size), bool(cnn_policy), recurrent)
 
 
 def hpo_config_to_dict(config: PPOConfig, hparams: PPOHyperparams) -> dict[str, Any]:

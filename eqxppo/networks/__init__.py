@@ -5,6 +5,7 @@ from ._actor_critic import AbstractActorCritic as AbstractActorCritic
 from ._actor_critic import kernels_of as kernels_of
 from ._actor_critic import with_kernels as with_kernels
 from ._cnn import CNNActorCritic as CNNActorCritic
+from ._cnn import NatureCNNEncoder as NatureCNNEncoder
 from ._distributions import AbstractDistribution as AbstractDistribution
 from ._distributions import Categorical as Categorical
 from ._distributions import DiagGaussian as DiagGaussian
@@ -14,3 +15,6 @@ from ._init import init_mlp as init_mlp
 from ._init import orthogonal as orthogonal
 from ._make import make_network as make_network
 from ._mlp import MLPActorCritic as MLPActorCritic
+from ._recurrent import AbstractRecurrentActorCritic as AbstractRecurrentActorCritic
+from ._recurrent import RecurrentActorCritic as RecurrentActorCritic
+from ._recurrent import is_recurrent as is_recurrent

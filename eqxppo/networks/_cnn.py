@@ -1,7 +1,7 @@
 """The NatureCNN actor-critic for image observations (channels-last, as gymnax gives them)."""
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -24,6 +24,71 @@ def _out_side(side: int, kernel: int, stride: int, padding: str) -> int:
     if padding == "SAME":
         return -(-side // stride)
     return (side - kernel) // stride + 1
+
+
+def nature_trunk(
+    obs_shape: tuple[int, int, int], hidden_size: int, keys: Iterator[PRNGKeyArray]
+) -> tuple[tuple[eqx.nn.Conv2d, ...], eqx.nn.Linear]:
+    """NatureCNN's three convolutions and dense layer of `hidden_size` (gain sqrt(2)),
+    initialised with keys drawn from `keys`, two per layer."""
+    height, width, channels = obs_shape
+    padding = "VALID" if min(height, width) >= _MIN_VALID_SIDE else "SAME"
+    convs = []
+    for out_channels, kernel, stride in _NATURE_LAYERS:
+        conv = eqx.nn.Conv2d(channels, out_channels, kernel, stride, padding=padding, key=next(keys))
+        convs.append(init_layer(conv, math.sqrt(2.0), key=next(keys)))
+        height = _out_side(height, kernel, stride, padding)
+        width = _out_side(width, kernel, stride, padding)
+        channels = out_channels
+    dense = eqx.nn.Linear(height * width * channels, hidden_size, key=next(keys))
+    return tuple(convs), init_layer(dense, math.sqrt(2.0), key=next(keys))  # pyright: ignore[reportReturnType]
+
+
+def trunk_features(
+    convs: tuple[eqx.nn.Conv2d, ...],
+    dense: eqx.nn.Linear,
+    activation: Callable[[Array], Array],
+    kernels: _xla_cpu.Kernels,
+    obs: Float[Array, "height width channels"],
+) -> Float[Array, " hidden"]:
+    """The trunk's output for one channels-last image."""
+    if kernels == "cpu":
+        x = obs
+        for conv in convs:
+            x = activation(_xla_cpu.conv_channels_last(conv, x))
+        x = jnp.transpose(x, (2, 0, 1))
+    else:
+        x = jnp.transpose(obs, (2, 0, 1))  # Equinox's convolutions are channels-first
+        for conv in convs:
+            x = activation(conv(x))
+    # Flattened channels-first, the order of the dense layer's inputs.
+    return activation(dense(x.reshape(-1)))
+
+
+class NatureCNNEncoder(eqx.Module):
+    """The NatureCNN trunk alone: what a recurrent agent puts in front of its core."""
+
+    convs: tuple[eqx.nn.Conv2d, ...]
+    dense: eqx.nn.Linear
+    activation: Callable[[Array], Array] = eqx.field(static=True)
+    kernels: _xla_cpu.Kernels = eqx.field(static=True)
+
+    def __init__(
+        self,
+        obs_shape: tuple[int, int, int],
+        hidden_size: int,
+        activation: Callable[[Array], Array],
+        *,
+        key: PRNGKeyArray,
+        kernels: _xla_cpu.Kernels | None = None,
+    ):
+        keys = iter(jr.split(key, 2 * len(_NATURE_LAYERS) + 2))
+        self.convs, self.dense = nature_trunk(obs_shape, hidden_size, keys)
+        self.activation = activation
+        self.kernels = _xla_cpu.default_kernels() if kernels is None else kernels
+
+    def __call__(self, obs: Float[Array, "height width channels"]) -> Float[Array, " hidden"]:
+        return trunk_features(self.convs, self.dense, self.activation, self.kernels, obs)
 
 
 class CNNActorCritic(AbstractActorCritic):
@@ -58,22 +123,8 @@ class CNNActorCritic(AbstractActorCritic):
         key: PRNGKeyArray,
         kernels: _xla_cpu.Kernels | None = None,
     ):
-        height, width, channels = obs_shape
-        padding = "VALID" if min(height, width) >= _MIN_VALID_SIDE else "SAME"
         keys = iter(jr.split(key, 2 * len(_NATURE_LAYERS) + 6))
-        convs = []
-        for out_channels, kernel, stride in _NATURE_LAYERS:
-            conv = eqx.nn.Conv2d(
-                channels, out_channels, kernel, stride, padding=padding, key=next(keys)
-            )
-            convs.append(init_layer(conv, math.sqrt(2.0), key=next(keys)))
-            height = _out_side(height, kernel, stride, padding)
-            width = _out_side(width, kernel, stride, padding)
-            channels = out_channels
-        self.convs = tuple(convs)  # pyright: ignore[reportAttributeAccessIssue]
-        flat = height * width * channels
-        dense = eqx.nn.Linear(flat, hidden_size, key=next(keys))
-        self.dense = init_layer(dense, math.sqrt(2.0), key=next(keys))  # pyright: ignore[reportAttributeAccessIssue]
+        self.convs, self.dense = nature_trunk(obs_shape, hidden_size, keys)  # pyright: ignore[reportAttributeAccessIssue]
         actor = eqx.nn.Linear(hidden_size, action_dim, key=next(keys))
         self.actor_head = init_layer(actor, 0.01, key=next(keys))  # pyright: ignore[reportAttributeAccessIssue]
         critic = eqx.nn.Linear(hidden_size, "scalar", key=next(keys))
@@ -84,17 +135,7 @@ class CNNActorCritic(AbstractActorCritic):
 
     def features(self, obs: Float[Array, "height width channels"]) -> Float[Array, " hidden"]:
         """The trunk's output for one channels-last image."""
-        if self.kernels == "cpu":
-            x = obs
-            for conv in self.convs:
-                x = self.activation(_xla_cpu.conv_channels_last(conv, x))
-            x = jnp.transpose(x, (2, 0, 1))
-        else:
-            x = jnp.transpose(obs, (2, 0, 1))  # Equinox's convolutions are channels-first
-            for conv in self.convs:
-                x = self.activation(conv(x))
-        # Flattened channels-first, the order of the dense layer's inputs.
-        return self.activation(self.dense(x.reshape(-1)))
+        return trunk_features(self.convs, self.dense, self.activation, self.kernels, obs)
 
     def _policy_from(self, features: Float[Array, " hidden"]) -> AbstractDistribution:
         return action_distribution(self.actor_head(features), self.log_std)

@@ -8,6 +8,7 @@ from ..envs import ActionSpec
 from ._actor_critic import ACTIVATION_FNS, AbstractActorCritic
 from ._cnn import CNNActorCritic
 from ._mlp import MLPActorCritic
+from ._recurrent import RecurrentActorCritic
 
 
 def make_network(
@@ -18,11 +19,12 @@ def make_network(
     key: PRNGKeyArray,
     kernels: _xla_cpu.Kernels | None = None,
 ) -> AbstractActorCritic:
-    """A freshly initialised actor-critic: NatureCNN if `cnn_policy`, else the MLP.
+    """A freshly initialised actor-critic: NatureCNN if `cnn_policy`, else the MLP; with
+    `network_config.recurrent` a `RecurrentActorCritic` (the same encoder, then the core).
 
     **Arguments:**
 
-    - `network_config`: activation, hidden size and `cnn_policy`.
+    - `network_config`: activation, hidden size, `cnn_policy` and the recurrent core.
     - `obs_shape`: one observation's shape: `(obs_dim,)` for the MLP, `(H, W, C)` for the CNN.
     - `action_spec`: discrete or continuous, and the action dimension.
     - `key`: initialisation key.
@@ -31,9 +33,25 @@ def make_network(
       (`EQXPPO_KERNELS`, else the CPU forms on the CPU). The parameters do not depend on it.
     """
     activation = ACTIVATION_FNS[network_config.activation]
+    if network_config.cnn_policy and len(obs_shape) != 3:
+        raise ValueError(f"cnn_policy needs observations of shape (H, W, C), got {obs_shape}.")
+    if not network_config.cnn_policy and len(obs_shape) != 1:
+        raise ValueError(
+            f"The MLP policy needs flat observations (obs_dim,), got {obs_shape}; "
+            "use make_env(..., cnn_policy=False) to flatten them, or cnn_policy=True."
+        )
+    if network_config.recurrent != "none":
+        return RecurrentActorCritic(
+            obs_shape,
+            action_spec.action_dim,
+            action_spec.discrete,
+            network_config.hidden_size,
+            activation,
+            network_config.recurrent,
+            key=key,
+            kernels=kernels,
+        )
     if network_config.cnn_policy:
-        if len(obs_shape) != 3:
-            raise ValueError(f"cnn_policy needs observations of shape (H, W, C), got {obs_shape}.")
         h, w, c = obs_shape
         return CNNActorCritic(
             (h, w, c),
@@ -44,11 +62,6 @@ def make_network(
             key=key,
             kernels=kernels,
         )
-    if len(obs_shape) != 1:
-        raise ValueError(
-            f"The MLP policy needs flat observations (obs_dim,), got {obs_shape}; "
-            "use make_env(..., cnn_policy=False) to flatten them, or cnn_policy=True."
-        )
     return MLPActorCritic(
         obs_shape[0],
         action_spec.action_dim,
@@ -56,4 +69,5 @@ def make_network(
         network_config.hidden_size,
         activation,
         key=key,
+        kernels=kernels,
     )

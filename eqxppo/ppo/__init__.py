@@ -10,6 +10,7 @@ from ._gae import compute_gae as compute_gae
 from ._init import init as init
 from ._loss import Batch as Batch
 from ._loss import LossFn as LossFn
+from ._loss import policy_and_value as policy_and_value
 from ._loss import ppo_loss as ppo_loss
 from ._memory import PopulationTooLarge as PopulationTooLarge
 from ._optimizer import OptimizerFactory as OptimizerFactory
@@ -26,8 +27,12 @@ from ._population_facade import PopulationGroup as PopulationGroup
 from ._population_facade import PopulationState as PopulationState
 from ._ppo import PPO as PPO
 from ._predict import predict as predict
+from ._predict import predict_recurrent as predict_recurrent
 from ._rollout import Rollout as Rollout
+from ._rollout import collect_recurrent_rollout as collect_recurrent_rollout
 from ._rollout import collect_rollout as collect_rollout
+from ._rollout import episode_starts as episode_starts
+from ._rollout import rollout_values as rollout_values
 from ._sharding import to_host as to_host
 from ._spec import AgentSpec as AgentSpec
 from ._state import LEARNED_FIELDS as LEARNED_FIELDS

@@ -13,10 +13,11 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, PRNGKeyArray
 
-from ..configspaces import PPOConfig, PPOHyperparams, hpo_config_to_dict
+from ..configspaces import PPOConfig, PPOHyperparams, get_default_nas_config, hpo_config_to_dict
 from ..envs import AbstractEnvironment
 from ._checkpoint_file import CheckpointError, open_checkpoint, read_state, write_checkpoint
 from ._ppo import PPO
@@ -62,6 +63,9 @@ def save(path: str | os.PathLike, agent: PPO, state: PPOState) -> Path:
 
 def _check_compatible(path: Path, meta: dict[str, Any], agent: PPO) -> None:
     mine = _agent_metadata(agent, agent.hparams)
+    # A file written before the recurrent core existed names only ARLBench's two keys.
+    nas = {**dict(get_default_nas_config()), **meta.get("nas_config", {})}
+    meta = {**meta, "nas_config": nas}
     differ = [k for k in _STRUCTURE_KEYS if meta.get(k) != mine[k]]
     differ += [
         f"hpo_config.{k}" for k in _STATIC_HPO if meta["hpo_config"].get(k) != mine["hpo_config"][k]
@@ -116,6 +120,9 @@ def load(path: str | os.PathLike, agent: PPO | None = None) -> tuple[PPO, PPOSta
         # The file holds everything but the environments (their state lives outside JAX):
         # fresh ones, reset with a key folded from the run's, so the run's own key and
         # everything else continue exactly.
+        # New episodes: a recurrent agent's hidden states start again from zeros.
         env_state, obs = _reset(agent.env, jr.fold_in(runner_state.rng, 2))
-        runner_state = runner_state._replace(env_state=env_state, obs=obs)
+        hidden = runner_state.hidden
+        hidden = None if hidden is None else jnp.zeros_like(hidden)
+        runner_state = runner_state._replace(env_state=env_state, obs=obs, hidden=hidden)
     return agent, PPOState(runner_state=runner_state, buffer_state=None)

@@ -6,7 +6,7 @@ import jax.random as jr
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ..envs import AbstractEnvironment, NormalizerState
-from ..networks import AbstractActorCritic
+from ..networks import AbstractActorCritic, AbstractRecurrentActorCritic
 from ._rollout import clip_action, maybe_normalize
 
 
@@ -25,36 +25,46 @@ def evaluate(
     Each episode runs in its own copy of `env` until it terminates or is truncated; the
     loop stops when all have ended, and never runs past `env.max_episode_steps` steps.
     `key` must not be a training key (`train` splits a fresh one for each evaluation).
+    A recurrent network starts each episode from zero hidden states and carries them
+    through it.
     """
     env = env.with_n_envs(n_episodes)
     reset_key, loop_key = jr.split(key)
     env_state, obs = env.reset(reset_key)
     spec = env.action_spec
 
-    def act(obs, key):
-        dist = network.policy(maybe_normalize(normalizer_state, obs, normalize_observations))
-        return dist.mode() if deterministic else dist.sample(key)
+    def act(obs, hidden, key):
+        obs = maybe_normalize(normalizer_state, obs, normalize_observations)
+        if isinstance(network, AbstractRecurrentActorCritic):
+            hidden, dist, _ = network.step(hidden, obs)
+        else:
+            dist = network.policy(obs)
+        return (dist.mode() if deterministic else dist.sample(key)), hidden
 
     def cond(carry):
         t, *_, done, _ = carry
         return (t < env.max_episode_steps) & ~jnp.all(done)
 
     def body(carry):
-        t, env_state, obs, returns, done, key = carry
+        t, env_state, obs, hidden, returns, done, key = carry
         key, act_key, step_key = jr.split(key, 3)
-        action = jax.vmap(act)(obs, jr.split(act_key, n_episodes))
+        action, hidden = jax.vmap(act)(obs, hidden, jr.split(act_key, n_episodes))
         env_state, step = env.step(env_state, clip_action(action, spec), step_key)
         returns = returns + jnp.where(done, 0.0, step.reward)
         done = done | step.terminated | step.truncated
-        return t + 1, env_state, step.obs, returns, done, key
+        return t + 1, env_state, step.obs, hidden, returns, done, key
 
+    hidden = None
+    if isinstance(network, AbstractRecurrentActorCritic):
+        hidden = jnp.zeros((n_episodes, *network.hidden_shape), jnp.float32)
     init = (
         jnp.zeros((), jnp.int32),
         env_state,
         obs,
+        hidden,
         jnp.zeros(n_episodes, jnp.float32),
         jnp.zeros(n_episodes, bool),
         loop_key,
     )
-    _, _, _, returns, _, _ = jax.lax.while_loop(cond, body, init)
+    returns = jax.lax.while_loop(cond, body, init)[4]
     return returns

@@ -9,7 +9,7 @@ from jaxtyping import PRNGKeyArray, jaxtyped
 
 from ..configspaces import NetworkConfig, PPOHyperparams
 from ..envs import AbstractEnvironment, init_normalizer
-from ..networks import AbstractActorCritic, make_network
+from ..networks import AbstractActorCritic, AbstractRecurrentActorCritic, make_network
 from ._optimizer import OptimizerFactory, make_optimizer
 from ._state import PPORunnerState, PPOState, PPOTrainState
 
@@ -45,7 +45,8 @@ def init(
 
     **Returns:**
 
-    `PPOState(runner_state, None)` with `global_step = 0`.
+    `PPOState(runner_state, None)` with `global_step = 0` (and zero hidden states for a
+    recurrent network).
     """
     run_key, reset_key, network_key = jr.split(key, 3)
     env_state, obs = env.reset(reset_key)
@@ -56,6 +57,9 @@ def init(
     train_state = PPOTrainState.create_with_opt_state(
         network=fresh, tx=optimizer(hparams), opt_state=opt_state
     )
+    hidden = None
+    if isinstance(fresh, AbstractRecurrentActorCritic):
+        hidden = jnp.zeros((env.n_envs, *fresh.hidden_shape), jnp.float32)
     runner_state = PPORunnerState(
         rng=run_key,
         train_state=train_state,
@@ -65,5 +69,6 @@ def init(
         global_step=jnp.zeros((), jnp.int32),
         hparams=hparams,
         diverged=jnp.zeros((), bool),
+        hidden=hidden,
     )
     return PPOState(runner_state=runner_state, buffer_state=None)

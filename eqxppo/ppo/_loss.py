@@ -6,10 +6,11 @@ from typing import TypeAlias
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Real, Scalar
+import jax.tree_util as jtu
+from jaxtyping import Array, Bool, Float, Real, Scalar
 
 from ..configspaces import PPOHyperparams
-from ..networks import AbstractActorCritic
+from ..networks import AbstractActorCritic, AbstractDistribution, AbstractRecurrentActorCritic
 
 
 class Batch(eqx.Module):
@@ -18,15 +19,48 @@ class Batch(eqx.Module):
     `log_prob` and `value` are the rollout policy's; `targets` are the GAE returns.
     `weight` (1 or 0 per sample) leaves out transitions that must not train the agent
     (an envpool step that only reset its environment); `None` means every sample counts.
+
+    A recurrent agent's batch holds whole sequences: the leading axis counts
+    environments and every sample field has a `time` axis after it (`obs` is
+    `(batch, time, *obs_shape)`; `time` is absent in a feed-forward batch); `hidden` is each sequence's hidden state before its
+    first step and `starts` marks the steps where an episode began (the hidden state
+    restarts there). Both are `None` in a feed-forward batch.
     """
 
     obs: Float[Array, "batch *obs_shape"]
     action: Real[Array, "batch *action_shape"]
-    log_prob: Float[Array, " batch"]
-    value: Float[Array, " batch"]
-    advantages: Float[Array, " batch"]
-    targets: Float[Array, " batch"]
-    weight: Float[Array, " batch"] | None = None
+    log_prob: Float[Array, "batch *time"]
+    value: Float[Array, "batch *time"]
+    advantages: Float[Array, "batch *time"]
+    targets: Float[Array, "batch *time"]
+    weight: Float[Array, "batch *time"] | None = None
+    hidden: Float[Array, "batch *hidden_shape"] | None = None
+    starts: Bool[Array, "batch time"] | None = None
+
+    def samples(self) -> "Batch":
+        """The batch's transitions along one axis: a sequence batch's `(batch, time)`
+        merged, its `hidden` and `starts` dropped; a feed-forward batch as it is."""
+        if self.starts is None:
+            return self
+        merge = lambda x: x.reshape(-1, *x.shape[2:])
+        flat = Batch(self.obs, self.action, self.log_prob, self.value, self.advantages,
+                     self.targets, self.weight)  # fmt: skip
+        return jtu.tree_map(merge, flat)
+
+
+def policy_and_value(
+    network: AbstractActorCritic, batch: Batch
+) -> tuple[AbstractDistribution, Float[Array, " samples"]]:
+    """The network's policy and value at every transition of `batch`, in the order of
+    `batch.samples()`: `network.forward_batch` of the observations, or for a sequence
+    batch each sequence re-run from its hidden state (`network.sequence`)."""
+    if batch.hidden is None or batch.starts is None:
+        return network.forward_batch(batch.obs)
+    if not isinstance(network, AbstractRecurrentActorCritic):
+        raise TypeError(f"A sequence batch needs a recurrent network, got {type(network).__name__}.")
+    dist, value = jax.vmap(network.sequence)(batch.hidden, batch.obs, batch.starts)
+    merge = lambda x: x.reshape(-1, *x.shape[2:])
+    return jtu.tree_map(merge, dist), merge(value)
 
 
 def ppo_loss(
@@ -41,12 +75,16 @@ def ppo_loss(
     the minibatch when `hparams.normalize_advantage`; `value_loss = 0.5 * mean(max((V - G)^2,
     (V_clip - G)^2))` with `V_clip` within `vf_clip_eps` of the old value; `total =
     actor_loss + vf_coef * value_loss - ent_coef * entropy`. Every mean is over the
-    samples of weight 1 when `batch.weight` is given.
+    samples of weight 1 when `batch.weight` is given. A sequence batch (a recurrent
+    agent's) is re-run sequence by sequence (`policy_and_value`) and its transitions
+    weighed as one flat batch.
 
     **Returns:**
 
     `(total, (value_loss, actor_loss, entropy))`.
     """
+    dist, value = policy_and_value(network, batch)
+    batch = batch.samples()
     weight = batch.weight
     if weight is None:
         mean, std = jnp.mean, jnp.std
@@ -55,7 +93,6 @@ def ppo_loss(
         mean = lambda x: jnp.sum(weight * x) / total_weight
         std = lambda x: jnp.sqrt(mean(jnp.square(x - mean(x))))
 
-    dist, value = network.forward_batch(batch.obs)
     log_prob = jax.vmap(lambda d, a: d.log_prob(a))(dist, batch.action)
     entropy = mean(jax.vmap(lambda d: d.entropy())(dist))
 

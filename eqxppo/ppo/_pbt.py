@@ -49,7 +49,8 @@ def exploit_and_explore(
     a diverged member revived by a finite copy trains again) and multiplies each
     continuous hyperparameter by a factor drawn from `factors` (`gamma` and
     `gae_lambda`: their distance to 1, clipped to [0, 1]). It keeps its own
-    (`OWN_FIELDS`): key, environments and step count, so copies do not retrace their
+    (`OWN_FIELDS`): key, environments (with a recurrent agent's hidden states, the memory
+    of those environments' episodes) and step count, so copies do not retrace their
     source.
     Indices and factors are traced: repeated calls never recompile.
 

@@ -1,7 +1,7 @@
 """The `PPO` facade: ARLBench's class API over eqxppo's free functions."""
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -14,11 +14,11 @@ from .. import configspaces
 from .._counts import Count, as_count
 from ..configspaces import NetworkConfig, parse_hpo_config
 from ..envs import AbstractEnvironment
-from ..networks import AbstractActorCritic, make_network
+from ..networks import AbstractActorCritic, AbstractRecurrentActorCritic, make_network
 from ._evaluate import evaluate
 from ._init import init
 from ._population_facade import Population, PopulationState
-from ._predict import predict
+from ._predict import predict, predict_recurrent
 from ._spec import AgentSpec
 from ._state import PPORunnerState, PPOState, PPOTrainingResult
 from ._train import train
@@ -43,7 +43,8 @@ class PPO:
     - `env`: training environments (`make_env`).
     - `eval_env`: evaluation environments; default `env`.
     - `cnn_policy`: NatureCNN instead of the MLP (needs `make_env(..., cnn_policy=True)`).
-    - `nas_config`: `activation` and `hidden_size`; default tanh, 64.
+    - `nas_config`: `activation` and `hidden_size`; default tanh, 64; and `recurrent`
+      (`"gru"` or `"lstm"`: a recurrent core after the encoder; default `"none"`).
     - `deterministic_eval`: evaluate with the policy's mode.
     - `track_trajectories`, `track_metrics`: fill `PPOTrainingResult.trajectories` /
       `.metrics` (memory grows with the budget).
@@ -140,13 +141,42 @@ class PPO:
 
     @property
     def minibatch_size(self) -> int:
-        """`minibatch_size` clamped to the rollout size."""
-        return self.config.effective_minibatch_size(self.env.n_envs)
+        """Transitions per minibatch: `minibatch_size` clamped to the rollout size, or for
+        a recurrent agent whole sequences (`PPOConfig.sequences_per_minibatch` times
+        `n_steps`)."""
+        n_envs = self.env.n_envs
+        if self.network_config.is_recurrent:
+            return self.config.sequences_per_minibatch(n_envs) * self.config.n_steps
+        return self.config.effective_minibatch_size(n_envs)
 
     @property
     def n_minibatches(self) -> int:
         """Minibatches per epoch (the remainder of each shuffle is dropped)."""
+        if self.network_config.is_recurrent:
+            return self.config.n_sequence_minibatches(self.env.n_envs)
         return self.config.n_minibatches(self.env.n_envs)
+
+    @property
+    def hidden_shape(self) -> tuple[int, ...] | None:
+        """One environment's hidden state shape for a recurrent agent, else `None`."""
+        network = eqx.filter_eval_shape(
+            make_network,
+            self.network_config,
+            self.env.observation_shape,
+            self.env.action_spec,
+            key=jr.key(0),
+        )
+        if isinstance(network, AbstractRecurrentActorCritic):
+            return network.hidden_shape
+        return None
+
+    def initial_hidden(self, batch_shape: tuple[int, ...] = ()) -> Float[Array, "..."]:
+        """Zero hidden states `(*batch_shape, *hidden_shape)`: what a recurrent agent
+        starts an episode from (`predict(..., hidden=...)`)."""
+        shape = self.hidden_shape
+        if shape is None:
+            raise ValueError("This agent is feed-forward; it has no hidden state.")
+        return jnp.zeros((*batch_shape, *shape), jnp.float32)
 
     # -- configuration ------------------------------------------------------------------
 
@@ -267,19 +297,53 @@ class PPO:
             normalize_observations=runner_state.hparams.normalize_observations,
         )
 
+    @overload
     def predict(
         self,
         runner_state: PPORunnerState,
         obs: Real[Array, "..."],
         rng: PRNGKeyArray | None = None,
         deterministic: bool = True,
-    ) -> Real[Array, "..."]:
-        """Actions for one observation or a batch; `rng` is needed unless deterministic."""
+        *,
+        hidden: None = None,
+    ) -> Real[Array, "..."]: ...
+
+    @overload
+    def predict(
+        self,
+        runner_state: PPORunnerState,
+        obs: Real[Array, "..."],
+        rng: PRNGKeyArray | None = None,
+        deterministic: bool = True,
+        *,
+        hidden: Float[Array, "..."],
+    ) -> tuple[Real[Array, "..."], Float[Array, "..."]]: ...
+
+    def predict(
+        self,
+        runner_state: PPORunnerState,
+        obs: Real[Array, "..."],
+        rng: PRNGKeyArray | None = None,
+        deterministic: bool = True,
+        *,
+        hidden: Float[Array, "..."] | None = None,
+    ) -> Real[Array, "..."] | tuple[Real[Array, "..."], Float[Array, "..."]]:
+        """Actions for one observation or a batch; `rng` is needed unless deterministic.
+
+        A recurrent agent takes the hidden state before `obs` (`(*batch, *hidden_shape)`;
+        `initial_hidden` at an episode's start) and returns `(actions, hidden)`, the
+        hidden state to pass with the next observations.
+        """
         if rng is None:
             if not deterministic:
                 raise ValueError("predict(deterministic=False) needs an `rng` key.")
             rng = jr.key(0)
-        return predict(runner_state, jnp.asarray(obs), rng, self.env, deterministic=deterministic)
+        obs = jnp.asarray(obs)
+        if hidden is None:
+            return predict(runner_state, obs, rng, self.env, deterministic=deterministic)
+        return predict_recurrent(
+            runner_state, obs, jnp.asarray(hidden), rng, self.env, deterministic=deterministic
+        )
 
     @staticmethod
     def get_checkpoint_factory(

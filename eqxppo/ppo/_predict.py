@@ -4,9 +4,10 @@ import equinox as eqx
 import jax
 import jax.random as jr
 from beartype import beartype
-from jaxtyping import Array, PRNGKeyArray, Real, jaxtyped
+from jaxtyping import Array, Float, PRNGKeyArray, Real, jaxtyped
 
 from ..envs import AbstractEnvironment
+from ..networks import AbstractRecurrentActorCritic
 from ._rollout import clip_action, maybe_normalize
 from ._state import PPORunnerState
 
@@ -46,12 +47,20 @@ def predict(
 
     Actions of shape `batch` (discrete) or `(*batch, action_dim)` (continuous, clipped
     to the action box).
+
+    **Raises:**
+
+    `ValueError` for a recurrent network, whose action depends on the hidden state:
+    use `predict_recurrent`.
     """
-    batch_shape = _batch_shape(obs, env.observation_shape)
-    flat = obs.reshape(-1, *env.observation_shape).astype(runner_state.obs.dtype)
-    normalize_obs = runner_state.hparams.normalize_observations
-    flat = maybe_normalize(runner_state.normalizer_state, flat, normalize_obs)
     network = runner_state.train_state.network
+    if isinstance(network, AbstractRecurrentActorCritic):
+        raise ValueError(
+            "A recurrent policy's action depends on its hidden state: use "
+            "`predict_recurrent` (or `PPO.predict(..., hidden=...)`)."
+        )
+    batch_shape = _batch_shape(obs, env.observation_shape)
+    flat = _normalized(runner_state, obs, env)
 
     def act(o, k):
         dist = network.policy(o)
@@ -60,3 +69,57 @@ def predict(
     actions = jax.vmap(act)(flat, jr.split(key, flat.shape[0]))
     actions = clip_action(actions, env.action_spec)
     return actions.reshape(*batch_shape, *actions.shape[1:])
+
+
+def _normalized(runner_state: PPORunnerState, obs: Array, env: AbstractEnvironment) -> Array:
+    flat = obs.reshape(-1, *env.observation_shape).astype(runner_state.obs.dtype)
+    normalize_obs = runner_state.hparams.normalize_observations
+    return maybe_normalize(runner_state.normalizer_state, flat, normalize_obs)
+
+
+@eqx.filter_jit
+@jaxtyped(typechecker=beartype)
+def predict_recurrent(
+    runner_state: PPORunnerState,
+    obs: Real[Array, "..."],
+    hidden: Float[Array, "..."],
+    key: PRNGKeyArray,
+    env: AbstractEnvironment,
+    *,
+    deterministic: bool = True,
+) -> tuple[Real[Array, "..."], Float[Array, "..."]]:
+    """A recurrent policy's action for each observation, and the hidden state after it.
+
+    **Arguments:**
+
+    - `runner_state`: the trained state (its network must be recurrent).
+    - `obs`: one observation or a batch `(*batch, *obs_shape)`.
+    - `hidden`: the hidden state before `obs`, `(*batch, *hidden_shape)`: zeros at an
+      episode's first observation (`network.initial_hidden()`), else what the previous
+      call returned.
+    - `key`, `env`, `deterministic`: as for `predict`.
+
+    **Returns:**
+
+    `(actions, hidden)`: actions as `predict` gives them, and the hidden states to pass
+    with the next observations (reset them to zeros where an episode starts).
+    """
+    network = runner_state.train_state.network
+    if not isinstance(network, AbstractRecurrentActorCritic):
+        raise ValueError(f"predict_recurrent needs a recurrent network, got {type(network).__name__}.")
+    batch_shape = _batch_shape(obs, env.observation_shape)
+    if tuple(hidden.shape) != (*batch_shape, *network.hidden_shape):
+        raise ValueError(
+            f"hidden has shape {tuple(hidden.shape)}; expected (*batch, *hidden_shape) = "
+            f"{(*batch_shape, *network.hidden_shape)}."
+        )
+    flat = _normalized(runner_state, obs, env)
+    flat_hidden = hidden.reshape(-1, *network.hidden_shape)
+
+    def act(h, o, k):
+        h, dist, _ = network.step(h, o)
+        return (dist.mode() if deterministic else dist.sample(k)), h
+
+    actions, new_hidden = jax.vmap(act)(flat_hidden, flat, jr.split(key, flat.shape[0]))
+    actions = clip_action(actions, env.action_spec)
+    return actions.reshape(*batch_shape, *actions.shape[1:]), new_hidden.reshape(hidden.shape)

@@ -97,10 +97,12 @@ class AgentSpec:
 
     @property
     def nas_config(self) -> dict[str, Any]:
-        """The architecture as ARLBench's NAS mapping (`activation`, `hidden_size`)."""
+        """The architecture as a NAS mapping: ARLBench's `activation` and `hidden_size`,
+        and the `recurrent` core."""
         return {
             "activation": self.network_config.activation,
             "hidden_size": self.network_config.hidden_size,
+            "recurrent": self.network_config.recurrent,
         }
 
     @functools.cached_property
@@ -121,7 +123,8 @@ class AgentSpec:
             config = self.network_config
             raise ValueError(
                 f"{what} does not match this agent's architecture ({config.activation}, "
-                f"hidden_size={config.hidden_size}, cnn_policy={config.cnn_policy}) for "
+                f"hidden_size={config.hidden_size}, cnn_policy={config.cnn_policy}, "
+                f"recurrent={config.recurrent}) for "
                 f"observations {self.env.observation_shape}; build the agent with the "
                 "configuration the state was made with."
             )

@@ -15,12 +15,19 @@ from jaxtyping import Array, Bool, Float, Int
 from .._third_party import third_party_numpy
 from ..configspaces import PPOConfig, PPOHyperparams
 from ..envs import AbstractEnvironment, update_normalizer
-from ..networks import AbstractActorCritic, kernels_of
+from ..networks import AbstractActorCritic, AbstractRecurrentActorCritic, kernels_of
 from ._flat import flatten_network, flatten_opt_state
 from ._gae import compute_gae
 from ._loss import Batch, LossFn, ppo_loss
 from ._optimizer import OptimizerFactory, global_norm, make_optimizer
-from ._rollout import collect_rollout, maybe_normalize
+from ._rollout import (
+    Rollout,
+    collect_recurrent_rollout,
+    collect_rollout,
+    episode_starts,
+    maybe_normalize,
+    rollout_values,
+)
 from ._shuffle import epoch_permutations
 from ._state import PPOMetrics, PPORunnerState, PPOTrainState, Transition
 
@@ -131,6 +138,36 @@ def _flatten(x: Array) -> Array:
     return x.reshape(-1, *x.shape[2:])
 
 
+def _env_major(x: Array) -> Array:
+    return jnp.swapaxes(x, 0, 1)
+
+
+def _training_batch(
+    rollout: Rollout,
+    obs: Float[Array, "n_steps n_envs *obs_shape"],
+    value: Float[Array, "n_steps n_envs"],
+    advantages: Float[Array, "n_steps n_envs"],
+    targets: Float[Array, "n_steps n_envs"],
+    hidden: Float[Array, "n_envs *hidden_shape"] | None,
+) -> Batch:
+    """The rollout as the update's `Batch`, with the observations the update trains on.
+
+    Feed-forward: every transition along one axis. Recurrent (`hidden` given: the hidden
+    states the rollout started from): one sequence per environment, with the steps where
+    the hidden state restarted (after `episode_starts`; never at the first step, whose
+    restart is already in `hidden`).
+    """
+    valid = rollout.step.valid
+    weight = None if valid is None else valid.astype(jnp.float32)
+    fields = (obs, rollout.action, rollout.log_prob, value, advantages, targets, weight)
+    if hidden is None:
+        return Batch(*(None if x is None else _flatten(x) for x in fields))
+    ends = episode_starts(rollout.step)
+    starts = jnp.concatenate([jnp.zeros_like(ends[:1]), ends[:-1]])
+    sequences = (None if x is None else _env_major(x) for x in fields)
+    return Batch(*sequences, hidden=hidden, starts=_env_major(starts))
+
+
 def _select(pred: Bool[Array, ""], new: T, old: T) -> T:
     """`new` where `pred`, else `old`, leaf by leaf (non-array leaves from `new`)."""
     return jtu.tree_map(lambda a, b: jnp.where(pred, a, b) if eqx.is_array(a) else a, new, old)
@@ -161,6 +198,12 @@ def update_step(
     function of `(network, batch, hparams)` returning `(total, (value_loss,
     actor_loss, entropy))`, and any factory whose state `init` made with it).
 
+    A recurrent network (`AbstractRecurrentActorCritic`) carries each environment's
+    hidden state through the rollout (`runner_state.hidden`, restarted from zeros where
+    an episode begins) and trains on whole sequences: each minibatch holds
+    `config.sequences_per_minibatch(n_envs)` environments' `n_steps` steps, re-run from
+    the hidden states the rollout started from.
+
     Divergence guard: if any loss, new parameter, optimizer moment or observation
     statistic is not finite, the update is thrown away (network, optimizer state and
     observation statistics stay as they were) and `runner_state.diverged` is set. A
@@ -173,16 +216,31 @@ def update_step(
     network, normalizer = train_state.network, runner_state.normalizer_state
     norm_obs = hparams.normalize_observations
 
-    (env_state, obs), rollout = collect_rollout(
-        network, normalizer, env, runner_state.env_state, runner_state.obs,
-        rollout_key, config.n_steps, normalize_observations=norm_obs,
-    )  # fmt: skip
+    recurrent = isinstance(network, AbstractRecurrentActorCritic)
+    if recurrent:
+        if runner_state.hidden is None:
+            raise ValueError(
+                "A recurrent network needs the runner state's hidden states "
+                "(`runner_state.hidden`, made by `init`)."
+            )
+        (env_state, obs, hidden), rollout = collect_recurrent_rollout(
+            network, normalizer, env, runner_state.env_state, runner_state.obs,
+            runner_state.hidden, rollout_key, config.n_steps, normalize_observations=norm_obs,
+        )  # fmt: skip
+        n_units = env.n_envs  # minibatches of whole sequences
+        minibatch_size = config.sequences_per_minibatch(env.n_envs)
+        n_minibatches = config.n_sequence_minibatches(env.n_envs)
+    else:
+        (env_state, obs), rollout = collect_rollout(
+            network, normalizer, env, runner_state.env_state, runner_state.obs,
+            rollout_key, config.n_steps, normalize_observations=norm_obs,
+        )  # fmt: skip
+        hidden = None
+        n_units = config.batch_size(env.n_envs)  # minibatches of transitions
+        minibatch_size = config.effective_minibatch_size(env.n_envs)
+        n_minibatches = config.n_minibatches(env.n_envs)
 
-    # V(s_t) and V(s_{t+1} before reset) in one batched pass; both under the statistics
-    # the rollout acted with, so the two agree.
-    both = jnp.concatenate([rollout.obs, rollout.step.final_obs])
-    values = jax.vmap(jax.vmap(network.value))(maybe_normalize(normalizer, both, norm_obs))
-    value, next_value = jnp.split(values, 2)
+    value, next_value = rollout_values(network, normalizer, rollout, normalize_observations=norm_obs)
     advantages, targets = compute_gae(
         rollout.step.reward, value, next_value, rollout.step.terminated,
         rollout.step.truncated, hparams.gamma, hparams.gae_lambda,
@@ -190,20 +248,13 @@ def update_step(
 
     # The statistics the update trains on; kept only with the update (below).
     new_normalizer = _select(norm_obs, update_normalizer(normalizer, rollout.obs), normalizer)
-    valid = rollout.step.valid
-    batch = Batch(
-        obs=_flatten(maybe_normalize(new_normalizer, rollout.obs, norm_obs)),
-        action=_flatten(rollout.action),
-        log_prob=_flatten(rollout.log_prob),
-        value=_flatten(value),
-        advantages=_flatten(advantages),
-        targets=_flatten(targets),
-        weight=None if valid is None else _flatten(valid).astype(jnp.float32),
-    )
-    minibatch_size = config.effective_minibatch_size(env.n_envs)
+    batch = _training_batch(
+        rollout, maybe_normalize(new_normalizer, rollout.obs, norm_obs), value, advantages,
+        targets, runner_state.hidden if recurrent else None,
+    )  # fmt: skip
     permutations = epoch_permutations(
-        epochs_key, config.update_epochs, batch.advantages.shape[0],
-        config.n_minibatches(env.n_envs) * minibatch_size, kernels=kernels_of(network),
+        epochs_key, config.update_epochs, n_units, n_minibatches * minibatch_size,
+        kernels=kernels_of(network),
     )  # fmt: skip
     flat_params, unflatten = flatten_network(train_state.network)
     flat_opt_state, unflatten_opt_state = flatten_opt_state(train_state.opt_state, network)
@@ -237,6 +288,7 @@ def update_step(
         global_step=runner_state.global_step + config.batch_size(env.n_envs),
         hparams=hparams,
         diverged=runner_state.diverged | ~finite,
+        hidden=hidden,
     )
     metrics = None
     if track_metrics:
