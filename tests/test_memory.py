@@ -20,7 +20,8 @@ def _population(n_members: int, **options):
 @pytest.mark.parametrize(
     "name, cnn, n_envs, nas",
     [("CartPole-v1", False, 8, None),
-     ("Breakout-MinAtar", True, 16, {"activation": "relu", "hidden_size": 256})],
+     ("Breakout-MinAtar", True, 16, {"activation": "relu", "hidden_size": 256}),
+     ("CartPole-v1", False, 8, {"hidden_size": 256, "recurrent": "lstm"})],
 )  # fmt: skip
 def test_the_memory_model_bounds_xlas_accounting_of_the_compiled_program(name, cnn, n_envs, nas):
     env = make_env("gymnax", name, cnn_policy=cnn, n_envs=n_envs)

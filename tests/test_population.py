@@ -334,6 +334,7 @@ STATIC_NAS_CASES = [
     ("activation", "tanh", "relu"),
     ("hidden_size", 16, 32),
     ("cnn_policy", False, True),
+    ("recurrent", "gru", "lstm"),  # one hidden size, two cores
 ]
 
 

@@ -43,8 +43,8 @@ def test_signature_tells_shapes_and_dtypes_apart():
     assert signature(a) != signature({"x": jnp.ones(3, jnp.int32)})
 
 
-def _network(activation="tanh", hidden_size=8):
-    config = NetworkConfig(activation, hidden_size)
+def _network(activation="tanh", hidden_size=8, recurrent="none"):
+    config = NetworkConfig(activation, hidden_size, recurrent=recurrent)
     return make_network(config, (4,), ActionSpec(discrete=True, action_dim=2), key=jr.key(0))
 
 
@@ -67,6 +67,7 @@ def test_program_keys_hold_every_static_value_by_value():
     apart = {
         "activation": _key(_network(activation="relu")),
         "hidden size": _key(_network(hidden_size=16)),
+        "recurrent core": _key(_network(recurrent="gru")),
         "kernels": _key(with_kernels(base, "plain" if base.kernels == "cpu" else "cpu")),
         "static input": _key(base, static=("env", "another config")),
         "option": _key(base, options={"n_total_timesteps": 512}),
@@ -75,6 +76,7 @@ def test_program_keys_hold_every_static_value_by_value():
     }
     for what, key in apart.items():
         assert key != _key(base), what
+    assert _key(_network(recurrent="gru")) != _key(_network(recurrent="lstm"))
     cache = ProgramCache()
     cache.put(_key(base), "program for tanh, 8 units, these kernels")
     for what, key in apart.items():

@@ -187,6 +187,7 @@ def agent():
     return PPO(HPO, env, nas_config=GRU)
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_a_resumed_recurrent_run_is_bitwise_equal_to_an_uninterrupted_one(cell, tmp_path):
     env = make_env("gymnax", "CartPole-v1", n_envs=4, env_kwargs={"max_steps_in_episode": 50})
@@ -204,6 +205,7 @@ def test_a_resumed_recurrent_run_is_bitwise_equal_to_an_uninterrupted_one(cell, 
     np.testing.assert_array_equal(result.eval_rewards[0], full_result.eval_rewards[1])
 
 
+@pytest.mark.e2e
 def test_predict_takes_and_returns_the_hidden_state(agent):
     state = agent.init(jr.key(1)).runner_state
     obs = jr.normal(jr.key(2), (5, *agent.env.observation_shape))
@@ -236,6 +238,7 @@ def test_a_recurrent_population_member_equals_its_single_run(agent):
         np.testing.assert_allclose(result.eval_rewards[member], alone_result.eval_rewards)
 
 
+@pytest.mark.e2e
 def test_pbt_copies_the_network_and_keeps_each_member_s_own_hidden_states(agent):
     population = Population([HPO] * 3, agent.env, nas_config=GRU)
     state, _ = population.train(population.init(jr.key(0)), **BUDGET)
@@ -247,6 +250,7 @@ def test_pbt_copies_the_network_and_keeps_each_member_s_own_hidden_states(agent)
     np.testing.assert_array_equal(leaf(new)[0], leaf(runner)[-1])  # the best network copied
 
 
+@pytest.mark.e2e
 def test_the_autorl_environment_trains_a_recurrent_agent():
     from eqxppo.autorl import AutoRLEnv
 
@@ -257,6 +261,25 @@ def test_the_autorl_environment_trains_a_recurrent_agent():
     assert np.isfinite(objectives["reward_mean"])
     hidden = env.algorithm_state.runner_state.hidden
     assert hidden is not None and hidden.shape == (4, 16)
+
+
+@pytest.mark.e2e
+def test_the_command_line_trains_evaluates_and_sweeps_a_recurrent_agent(tmp_path, capsys):
+    from eqxppo.__main__ import main
+
+    small = ["--n-envs", "2", "--chunks", "2", "--eval-episodes", "2", "--set", "n_steps=16",
+             "--set", "minibatch_size=32", "--set", "update_epochs=1", "--set", "hidden_size=8",
+             "--set", "recurrent=lstm"]  # fmt: skip
+    run = tmp_path / "run"
+    assert main(["train", "--timesteps", "256", *small, "--out", str(run)]) == 0
+    agent, state = eqxppo.load(run / "checkpoint.eqx")
+    assert agent.network_config.recurrent == "lstm" and state.runner_state.hidden is not None
+    assert main(["evaluate", str(run), "--episodes", "2"]) == 0
+    sweep = tmp_path / "sweep"
+    code = main(["sweep", "--n-configs", "2", "--seeds", "1", "--timesteps", "256",
+                 "--cpu-devices", "auto", *small, "--out", str(sweep)])  # fmt: skip
+    assert code == 0 and (sweep / "results.csv").exists()
+    assert "1 compiled group" in capsys.readouterr().out
 
 
 def _memory_chain_return(recurrent, *, memory_length, budget, seed):

@@ -8,6 +8,7 @@ The model, per member (each member's share of its group's program):
 
     bytes = STATE_COPIES * state + n_steps * n_envs * per_step + EVAL_COPIES * eval_obs
     per_step = OBS_COPIES * obs + HIDDEN_COPIES * hidden + 4 * TRANSITION_SCALARS
+               + RECURRENT_COPIES * recurrent
 
 - `state`: one member's runner state (network, optimizer moments, observation
   statistics, environment states, observations, keys): its arrays' bytes, exact. The
@@ -18,13 +19,18 @@ The model, per member (each member's share of its group's program):
   ten 4-byte values), the shuffled copy an epoch trains on, and the activations of the
   critic's pass over the whole rollout and of the loss (`hidden`: one layer's 4-byte
   activations; the CNN's feature maps scale with the image, so with `obs`).
+- `recurrent`: a recurrent agent's hidden state of one environment (4-byte values):
+  the rollout stores it per step, and the sequence re-run holds the core's gates and
+  their gradients per step.
 - `eval_obs`: the evaluation's environments, one observation each.
 
 The constants are fitted to XLA's own accounting of compiled programs on the CPU
 (`compiled.memory_analysis()`: arguments + outputs + temporaries). Measured per member
 and environment step (jax 0.10.2): CartPole (16-byte observations, 64 units) 1,352 to
 1,395 bytes, Breakout-MinAtar with the CNN (1,600-byte observations) 25,600 to 26,000
-bytes; the model gives 1,832 and 31,784 to 37,928. `tests/test_memory.py` checks that
+bytes; the model gives 1,832 and 31,784 to 37,928. Recurrent agents: model over
+measured 1.18 (CartPole, GRU of 128), 1.06 (CartPole, LSTM of 256) and 1.51 (MinAtar
+CNN, GRU of 256). `tests/test_memory.py` checks that
 the estimate bounds XLA's figure from above and stays within 4x of it. Tracked
 trajectories or metrics (`track_trajectories`, `track_metrics`) grow with the budget
 and are outside the model.
@@ -46,6 +52,7 @@ OBS_COPIES = 16
 HIDDEN_COPIES = 6
 EVAL_COPIES = 4
 TRANSITION_SCALARS = 10
+RECURRENT_COPIES = 8
 MiB = 2**20
 
 
@@ -63,10 +70,12 @@ def tree_bytes(tree: Any) -> int:
     return total
 
 
-def step_bytes(env: AbstractEnvironment, hidden_size: int) -> int:
-    """What one update holds per environment step (`per_step` above)."""
+def step_bytes(env: AbstractEnvironment, hidden_size: int, recurrent_size: int = 0) -> int:
+    """What one update holds per environment step (`per_step` above); `recurrent_size`
+    is the number of values in one environment's hidden state (0: feed-forward)."""
     obs = math.prod(env.observation_shape) * 4
-    return OBS_COPIES * obs + HIDDEN_COPIES * 4 * hidden_size + 4 * TRANSITION_SCALARS
+    recurrent = RECURRENT_COPIES * 4 * recurrent_size
+    return OBS_COPIES * obs + HIDDEN_COPIES * 4 * hidden_size + 4 * TRANSITION_SCALARS + recurrent
 
 
 def member_bytes(
@@ -76,9 +85,10 @@ def member_bytes(
     eval_env: AbstractEnvironment,
     n_steps: int,
     hidden_size: int,
+    recurrent_size: int = 0,
 ) -> int:
     """The model's bytes for one member (see the module's docstring)."""
-    update = n_steps * env.n_envs * step_bytes(env, hidden_size)
+    update = n_steps * env.n_envs * step_bytes(env, hidden_size, recurrent_size)
     eval_obs = eval_env.n_envs * math.prod(eval_env.observation_shape) * 4
     return STATE_COPIES * state_bytes + update + EVAL_COPIES * eval_obs
 

@@ -10,6 +10,7 @@ member when the device count does not divide it). Results come back in member or
 """
 
 import functools
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
@@ -266,7 +267,7 @@ class Population:
         (`eqxppo.ppo._memory`: the member's state, what one update holds per
         environment step, and the evaluation's observations)."""
         self._check_state(state)
-        return [self._member_bytes(g, tree_bytes(rs)) for g, rs in enumerate(state.groups)]
+        return [self._member_bytes(g, rs) for g, rs in enumerate(state.groups)]
 
     def _check_memory(self, g: int, runner_states: PPORunnerState) -> None:
         """`PopulationTooLarge` when group `g`'s program would not fit its devices."""
@@ -287,21 +288,27 @@ class Population:
         check_fits(
             what=f"Group {g} of the population ({len(self.groups[g].members)} members on "
             f"{mesh.size} {device.platform} device(s))",
-            per_member=self._member_bytes(g, state_bytes),
+            per_member=self._member_bytes(g, runner_states, state_bytes),
             members=self.groups[g].n_padded // n_devices,
             budget=budget,
             where="in the host's memory" if shared else "per device",
         )
 
-    def _member_bytes(self, g: int, group_state_bytes: int) -> int:
-        """The model's bytes per member of group `g`, whose stacked state (padding rows
-        included) holds `group_state_bytes`."""
+    def _member_bytes(
+        self, g: int, runner_states: PPORunnerState, state_bytes: int | None = None
+    ) -> int:
+        """The model's bytes per member of group `g`, from its stacked state (padding
+        rows included; `state_bytes`: its bytes, when known already)."""
+        if state_bytes is None:
+            state_bytes = tree_bytes(runner_states)
+        hidden = runner_states.hidden  # (members, n_envs, *hidden_shape) when recurrent
         return member_bytes(
-            state_bytes=group_state_bytes // self.groups[g].n_padded,
+            state_bytes=state_bytes // self.groups[g].n_padded,
             env=self.spec.env,
             eval_env=self.spec.eval_env,
             n_steps=self.groups[g].config.n_steps,
             hidden_size=self.spec.network_config.hidden_size,
+            recurrent_size=0 if hidden is None else math.prod(hidden.shape[2:]),
         )
 
     def state_from_members(self, runner_states: Sequence[PPORunnerState]) -> PopulationState:
