@@ -15,6 +15,7 @@ ended in the last 10 updates (PureJaxRL has no evaluation).
 """
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -40,6 +41,38 @@ def _stub_missing(name: str, attrs: dict[str, list[str]]) -> None:
             setattr(sys.modules[parent], child, sys.modules[mod_name])
 
 
+def _patch_for_new_flax(mod: types.ModuleType) -> bool:
+    """PureJaxRL's `ScannedRNN` (commit 31756b1) uses flax's old `GRUCell` API (a cell
+    without `features`, a static `initialize_carry(key, batch_dims, size)`); flax >= 0.7
+    changed both. Replace it by the same module in the new API: the same scan, the same
+    reset, the same 128-unit GRU with flax's default initialisers. Returns whether it
+    was needed."""
+    import inspect
+
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    if "features" not in inspect.signature(nn.GRUCell).parameters:
+        return False
+
+    class ScannedRNN(nn.Module):
+        @functools.partial(nn.scan, variable_broadcast="params", in_axes=0, out_axes=0,
+                           split_rngs={"params": False})  # fmt: skip
+        @nn.compact
+        def __call__(self, carry, x):
+            ins, resets = x
+            carry = jnp.where(resets[:, None], jnp.zeros_like(carry), carry)
+            new_carry, y = nn.GRUCell(features=ins.shape[1])(carry, ins)
+            return new_carry, y
+
+        @staticmethod
+        def initialize_carry(batch_size, hidden_size):
+            return jnp.zeros((batch_size, hidden_size))
+
+    mod.ScannedRNN = ScannedRNN
+    return True
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--env", default="CartPole-v1")
@@ -56,15 +89,17 @@ def main() -> None:
     import numpy as np
 
     path = os.environ.get("PUREJAXRL_DIR", os.path.expanduser("~/.cache/ppo-anchors/purejaxrl"))
-    _stub_missing("brax", {"brax": [], "brax.envs": ["get_environment"],
-                           "brax.envs.wrappers": [],
-                           "brax.envs.wrappers.training": ["EpisodeWrapper", "AutoResetWrapper"]})  # fmt: skip
+    wrappers = {"brax.envs.wrappers": [],
+                "brax.envs.wrappers.training": ["EpisodeWrapper", "AutoResetWrapper"]}  # fmt: skip
+    _stub_missing("brax", {"brax": [], "brax.envs": ["get_environment"], **wrappers})
     _stub_missing("navix", {"navix": ["make"]})
     sys.path.insert(0, path)
-    spec = importlib.util.spec_from_file_location("purejaxrl_ppo_rnn", os.path.join(path, "ppo_rnn.py"))
+    source = os.path.join(path, "ppo_rnn.py")
+    spec = importlib.util.spec_from_file_location("purejaxrl_ppo_rnn", source)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    patched = _patch_for_new_flax(mod)
 
     config = {
         "LR": 2.5e-4, "NUM_ENVS": args.n_envs, "NUM_STEPS": args.n_steps,
@@ -96,6 +131,7 @@ def main() -> None:
         "steps_per_s": round(env_steps / run_s, 1),
         "train_return_last_10_updates": float(last.mean()) if last.size else float("nan"),
         "jax": jax.__version__, "python": platform.python_version(),
+        "flax_api_patch": patched,
     }))  # fmt: skip
 
 

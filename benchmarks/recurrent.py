@@ -16,7 +16,8 @@ training episodes of its last 10 updates.
 
 `xland`: XLand-MiniGrid's FourRooms (partially observed: a 7x7 egocentric view,
 flattened for the MLP encoder), recurrent (GRU) against feed-forward at the same budget,
-the seeds trained side by side as one population per architecture. One JSON line per
+the seeds trained side by side as one population per architecture, one XLA:CPU device
+per core. One JSON line per
 row, then a Markdown table.
 """
 
@@ -25,7 +26,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,6 +33,7 @@ import jax
 import jax.random as jr
 import numpy as np
 
+import eqxppo
 from eqxppo import PPO, make_env
 from eqxppo.ppo import Population
 
@@ -100,8 +101,9 @@ def speed(args: argparse.Namespace) -> list[dict]:
     for row in rows:
         gru = next(r for r in rows if r["env"] == row["env"] and r["impl"] == "eqxppo GRU")
         ratio = gru["steps_per_s"] / row["steps_per_s"]
-        print(f"| {row['env']} | {row['impl']} | {row['steps_per_s']:,.0f} | "
-              f"{row['compile_plus_run_s']:.1f} | {row['return']:.2f} | {ratio:.2f}x |")  # fmt: skip
+        speed, seconds = f"{row['steps_per_s']:,.0f}", f"{row['compile_plus_run_s']:.1f}"
+        cells = (row["env"], row["impl"], speed, seconds, f"{row['return']:.2f}", f"{ratio:.2f}x")
+        print("| " + " | ".join(cells) + " |")
     return rows
 
 
@@ -147,9 +149,13 @@ def main() -> None:
     x.add_argument("--n-envs", type=int, default=16)
     x.add_argument("--seeds", type=int, default=4)
     args = parser.parse_args()
-    print(json.dumps({"machine": platform.machine(), "cpus": os.cpu_count(),
-                      "python": platform.python_version(), "jax": jax.__version__,
-                      "backend": jax.default_backend(), "commit": _commit()}), flush=True)  # fmt: skip
+    if args.workload == "xland":
+        eqxppo.use_cpu_cores()  # the seeds side by side, one XLA:CPU device per core
+    machine = {"machine": platform.machine(), "cpus": os.cpu_count(),
+               "python": platform.python_version(), "jax": jax.__version__,
+               "backend": jax.default_backend(), "devices": jax.device_count(),
+               "commit": _commit()}  # fmt: skip
+    print(json.dumps(machine), flush=True)
     speed(args) if args.workload == "speed" else xland(args)
 
 

@@ -16,7 +16,17 @@ from eqxppo import (
 )
 from eqxppo.configspaces import PPOHyperparams, parse_hpo_config, parse_nas_config
 from eqxppo.networks import AbstractActorCritic
-from eqxppo.ppo import Batch, LossFn, compute_gae, init, ppo_loss, predict, train
+from eqxppo.ppo import (
+    Batch,
+    LossFn,
+    compute_gae,
+    init,
+    policy_and_value,
+    ppo_loss,
+    predict,
+    predict_recurrent,
+    train,
+)
 
 
 def quick_start() -> Float[Array, "n_eval_steps n_eval_episodes"]:
@@ -49,7 +59,7 @@ def a_custom_loss() -> PPORunnerState:
 
     def loss(network: AbstractActorCritic, batch: Batch, hparams: PPOHyperparams):
         total, terms = ppo_loss(network, batch, hparams)
-        _, values = network.forward_batch(batch.obs)
+        _, values = policy_and_value(network, batch)  # any network, recurrent too
         return total + 1e-3 * jnp.mean(values**2), terms
 
     custom: LossFn = loss
@@ -58,6 +68,19 @@ def a_custom_loss() -> PPORunnerState:
     runner_state, _ = init(jax.random.key(0), env, parse_nas_config(None), hparams)
     runner_state, _ = train(runner_state, env, config, n_total_timesteps=1_000, loss=custom)
     return runner_state
+
+
+def recurrent_agent() -> tuple[Array, Float[Array, "n_envs hidden"]]:
+    env = make_env("gymnax", "MemoryChain-bsuite", n_envs=4)
+    agent = PPO({"n_steps": 32}, env, nas_config={"recurrent": "gru", "hidden_size": 16})
+    state, _ = agent.train(*agent.init(jax.random.key(0)), n_total_timesteps=2_000)
+    hidden = agent.initial_hidden((4,))
+    actions, hidden = agent.predict(state.runner_state, state.runner_state.obs, hidden=hidden)
+    more, hidden = predict_recurrent(
+        state.runner_state, state.runner_state.obs, hidden, jax.random.key(1), env
+    )
+    del more
+    return actions, hidden
 
 
 def gae_by_hand() -> Float[Array, "n_steps n_envs"]:

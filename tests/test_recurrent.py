@@ -72,8 +72,8 @@ def test_sequence_equals_the_unrolled_steps_with_their_restarts(cell, obs_shape,
         dist, values = form(net, hidden, obs, starts)
         return jnp.sum(values) + jnp.sum(dist.logits)
 
-    grads = [eqx.filter_grad(total)(network, form)
-             for form in (type(network).sequence, AbstractRecurrentActorCritic.sequence)]  # fmt: skip
+    forms = (type(network).sequence, AbstractRecurrentActorCritic.sequence)
+    grads = [eqx.filter_grad(total)(network, form) for form in forms]
     for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
@@ -232,8 +232,8 @@ def test_a_recurrent_population_member_equals_its_single_run(agent):
         alone, alone_result = single.train(*single.init(jr.fold_in(jr.key(0), seed)), **BUDGET)
         mine = population.member(state, member).runner_state
         np.testing.assert_allclose(mine.hidden, alone.runner_state.hidden, rtol=2e-5, atol=2e-5)
-        for a, b in zip(jax.tree.leaves(eqx.filter(mine.train_state, eqx.is_array)),
-                        jax.tree.leaves(eqx.filter(alone.runner_state.train_state, eqx.is_array))):  # fmt: skip
+        arrays = lambda tree: jax.tree.leaves(eqx.filter(tree, eqx.is_array))
+        for a, b in zip(arrays(mine.train_state), arrays(alone.runner_state.train_state)):
             np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
         np.testing.assert_allclose(result.eval_rewards[member], alone_result.eval_rewards)
 

@@ -4,12 +4,12 @@ from ._config import ACTIVATIONS as ACTIVATIONS
 from ._config import CONTINUOUS_KEYS as CONTINUOUS_KEYS
 from ._config import HPO_KEYS as HPO_KEYS
 from ._config import NAS_KEYS as NAS_KEYS
-from ._config import Activation as Activation
 from ._config import RECURRENT_CORES as RECURRENT_CORES
+from ._config import Activation as Activation
 from ._config import NetworkConfig as NetworkConfig
-from ._config import Recurrent as Recurrent
 from ._config import PPOConfig as PPOConfig
 from ._config import PPOHyperparams as PPOHyperparams
+from ._config import Recurrent as Recurrent
 from ._config import check_continuous as check_continuous
 from ._config import hpo_config_to_dict as hpo_config_to_dict
 from ._config import parse_hpo_config as parse_hpo_config

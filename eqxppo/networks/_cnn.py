@@ -35,7 +35,9 @@ def nature_trunk(
     padding = "VALID" if min(height, width) >= _MIN_VALID_SIDE else "SAME"
     convs = []
     for out_channels, kernel, stride in _NATURE_LAYERS:
-        conv = eqx.nn.Conv2d(channels, out_channels, kernel, stride, padding=padding, key=next(keys))
+        conv = eqx.nn.Conv2d(
+            channels, out_channels, kernel, stride, padding=padding, key=next(keys)
+        )
         convs.append(init_layer(conv, math.sqrt(2.0), key=next(keys)))
         height = _out_side(height, kernel, stride, padding)
         width = _out_side(width, kernel, stride, padding)

@@ -52,9 +52,9 @@ def make_network(
             kernels=kernels,
         )
     if network_config.cnn_policy:
-        h, w, c = obs_shape
+        height, width, channels = tuple(obs_shape)  # three axes, checked above
         return CNNActorCritic(
-            (h, w, c),
+            (height, width, channels),
             action_spec.action_dim,
             action_spec.discrete,
             network_config.hidden_size,

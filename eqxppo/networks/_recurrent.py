@@ -159,9 +159,7 @@ class RecurrentActorCritic(AbstractRecurrentActorCritic):
         h, c = self.core(features, (hidden[0], hidden[1]))
         return jnp.stack([h, c])
 
-    def heads(
-        self, hidden: Float[Array, "*hidden_shape"]
-    ) -> tuple[AbstractDistribution, Scalar]:
+    def heads(self, hidden: Float[Array, "*hidden_shape"]) -> tuple[AbstractDistribution, Scalar]:
         """The policy and the value read from a hidden state (an LSTM's `h`)."""
         out = hidden if self.cell == "gru" else hidden[0]
         return action_distribution(self.actor(out), self.log_std), self.critic(out)

@@ -22,9 +22,10 @@ class Batch(eqx.Module):
 
     A recurrent agent's batch holds whole sequences: the leading axis counts
     environments and every sample field has a `time` axis after it (`obs` is
-    `(batch, time, *obs_shape)`; `time` is absent in a feed-forward batch); `hidden` is each sequence's hidden state before its
-    first step and `starts` marks the steps where an episode began (the hidden state
-    restarts there). Both are `None` in a feed-forward batch.
+    `(batch, time, *obs_shape)`; a feed-forward batch has no `time` axis); `hidden` is
+    each sequence's hidden state before its first step and `starts` marks the steps
+    where an episode began (the hidden state restarts there). Both are `None` in a
+    feed-forward batch.
     """
 
     obs: Float[Array, "batch *obs_shape"]
@@ -57,7 +58,9 @@ def policy_and_value(
     if batch.hidden is None or batch.starts is None:
         return network.forward_batch(batch.obs)
     if not isinstance(network, AbstractRecurrentActorCritic):
-        raise TypeError(f"A sequence batch needs a recurrent network, got {type(network).__name__}.")
+        raise TypeError(
+            f"A sequence batch needs a recurrent network, got {type(network).__name__}."
+        )
     dist, value = jax.vmap(network.sequence)(batch.hidden, batch.obs, batch.starts)
     merge = lambda x: x.reshape(-1, *x.shape[2:])
     return jtu.tree_map(merge, dist), merge(value)

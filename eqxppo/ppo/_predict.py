@@ -106,7 +106,9 @@ def predict_recurrent(
     """
     network = runner_state.train_state.network
     if not isinstance(network, AbstractRecurrentActorCritic):
-        raise ValueError(f"predict_recurrent needs a recurrent network, got {type(network).__name__}.")
+        raise ValueError(
+            f"predict_recurrent needs a recurrent network, got {type(network).__name__}."
+        )
     batch_shape = _batch_shape(obs, env.observation_shape)
     if tuple(hidden.shape) != (*batch_shape, *network.hidden_shape):
         raise ValueError(

@@ -173,7 +173,9 @@ def rollout_values(
     """
     if isinstance(network, AbstractRecurrentActorCritic):
         assert rollout.value is not None and rollout.hidden is not None
-        final_obs = maybe_normalize(normalizer_state, rollout.step.final_obs, normalize_observations)
+        final_obs = maybe_normalize(
+            normalizer_state, rollout.step.final_obs, normalize_observations
+        )
         step_value = lambda h, o: network.step(h, o)[2]
         return rollout.value, jax.vmap(jax.vmap(step_value))(rollout.hidden, final_obs)
     both = jnp.concatenate([rollout.obs, rollout.step.final_obs])

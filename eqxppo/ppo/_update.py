@@ -157,15 +157,23 @@ def _training_batch(
     the hidden state restarted (after `episode_starts`; never at the first step, whose
     restart is already in `hidden`).
     """
+    layout = _flatten if hidden is None else _env_major
     valid = rollout.step.valid
-    weight = None if valid is None else valid.astype(jnp.float32)
-    fields = (obs, rollout.action, rollout.log_prob, value, advantages, targets, weight)
-    if hidden is None:
-        return Batch(*(None if x is None else _flatten(x) for x in fields))
-    ends = episode_starts(rollout.step)
-    starts = jnp.concatenate([jnp.zeros_like(ends[:1]), ends[:-1]])
-    sequences = (None if x is None else _env_major(x) for x in fields)
-    return Batch(*sequences, hidden=hidden, starts=_env_major(starts))
+    starts = None
+    if hidden is not None:
+        ends = episode_starts(rollout.step)
+        starts = _env_major(jnp.concatenate([jnp.zeros_like(ends[:1]), ends[:-1]]))
+    return Batch(
+        obs=layout(obs),
+        action=layout(rollout.action),
+        log_prob=layout(rollout.log_prob),
+        value=layout(value),
+        advantages=layout(advantages),
+        targets=layout(targets),
+        weight=None if valid is None else layout(valid.astype(jnp.float32)),
+        hidden=hidden,
+        starts=starts,
+    )
 
 
 def _select(pred: Bool[Array, ""], new: T, old: T) -> T:
@@ -240,7 +248,9 @@ def update_step(
         minibatch_size = config.effective_minibatch_size(env.n_envs)
         n_minibatches = config.n_minibatches(env.n_envs)
 
-    value, next_value = rollout_values(network, normalizer, rollout, normalize_observations=norm_obs)
+    value, next_value = rollout_values(
+        network, normalizer, rollout, normalize_observations=norm_obs
+    )
     advantages, targets = compute_gae(
         rollout.step.reward, value, next_value, rollout.step.terminated,
         rollout.step.truncated, hparams.gamma, hparams.gae_lambda,
