@@ -119,6 +119,7 @@ def xland(args: argparse.Namespace) -> list[dict]:
         state, result = population.train(population.init(jr.key(0)),
                                          n_total_timesteps=args.timesteps, n_eval_steps=10,
                                          n_eval_episodes=64)  # fmt: skip
+        jax.block_until_ready((state, result))
         seconds = time.perf_counter() - start
         curve = np.asarray(result.eval_rewards).mean(-1)  # (seeds, n_eval_steps)
         row = {"env": args.env_name, "agent": "GRU" if recurrent == "gru" else "MLP",

@@ -14,6 +14,7 @@ from eqxppo.networks import (
     CNNActorCritic,
     DiagGaussian,
     MLPActorCritic,
+    RecurrentActorCritic,
     make_network,
     orthogonal,
 )
@@ -125,3 +126,31 @@ def test_gaussian_against_hand_computation(getkey):
     np.testing.assert_array_equal(d.mode(), mean)
     samples = jax.vmap(d.sample)(jr.split(getkey(), 4000))
     np.testing.assert_allclose(samples.std(0), std, rtol=0.05)
+
+
+@pytest.mark.parametrize(
+    "config, shape",
+    [(NetworkConfig("tanh", 8), (4,)),
+     (NetworkConfig("tanh", 8, cnn_policy=True), (10, 10, 2)),
+     (NetworkConfig("tanh", 8, recurrent="gru"), (4,)),
+     (NetworkConfig("tanh", 8, cnn_policy=True, recurrent="lstm"), (10, 10, 2))],
+)  # fmt: skip
+def test_every_network_holds_the_kernels_it_was_asked_for(config, shape, getkey):
+    # A network built with other kernels than asked would compute another program than
+    # the one every cache believes it holds.
+    for kernels in ("cpu", "plain"):
+        net = make_network(config, shape, DISCRETE, key=getkey(), kernels=kernels)
+        assert net.kernels == kernels
+
+
+def test_the_recurrent_network_initialises_its_heads_and_encoder_as_ppo_does(getkey):
+    net = make_network(NetworkConfig("relu", 16, recurrent="gru"), (5,), DISCRETE, key=getkey())
+    assert isinstance(net, RecurrentActorCritic) and net.hidden_shape == (16,)
+    _is_orthogonal_with_gain(net.encoder.weight, math.sqrt(2))
+    for mlp, output_gain in ((net.actor, 0.01), (net.critic, 1.0)):
+        _is_orthogonal_with_gain(mlp.layers[0].weight, math.sqrt(2))
+        _is_orthogonal_with_gain(mlp.layers[1].weight, output_gain)
+    lstm = make_network(NetworkConfig("relu", 16, recurrent="lstm"), (5,), DISCRETE, key=getkey())
+    assert lstm.hidden_shape == (2, 16)  # h and c
+    hidden, dist, value = lstm.step(lstm.initial_hidden(), jnp.ones(5))
+    assert hidden.shape == (2, 16) and value.shape == () and dist.logits.shape == (3,)
