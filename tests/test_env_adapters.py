@@ -222,3 +222,42 @@ def test_a_short_run_beats_a_random_policy(framework):
                             n_eval_episodes=16)  # fmt: skip
     trained = float(np.asarray(result.eval_rewards).mean())
     assert random_return < threshold < trained, (random_return, trained)
+
+
+def test_a_recurrent_agent_restarts_after_envpool_s_reset_steps():
+    # envpool's step after an episode's end only resets (`valid=False`), and was given
+    # the old episode's last observation: the new episode's first step must still start
+    # from zero hidden states, and the update's re-run must reproduce the rollout.
+    _require("envpool")
+    from eqxppo.configspaces import NetworkConfig
+    from eqxppo.envs import init_normalizer
+    from eqxppo.networks import make_network
+    from eqxppo.ppo import collect_recurrent_rollout, policy_and_value
+    from eqxppo.ppo._update import _training_batch
+
+    env = make_env("envpool", "CartPole-v1", n_envs=2, env_kwargs={"max_episode_steps": 5})
+    config = NetworkConfig("tanh", 8, recurrent="gru")
+    network = make_network(config, env.observation_shape, env.action_spec, key=jr.key(1))
+    hidden0 = jnp.zeros((2, *network.hidden_shape))
+
+    @eqx.filter_jit
+    def rollout(network, env):
+        env_state, obs = env.reset(jr.key(2))
+        normalizer = init_normalizer(env.observation_shape)
+        _, out = collect_recurrent_rollout(network, normalizer, env, env_state, obs, hidden0,
+                                           jr.key(3), 16, normalize_observations=False)  # fmt: skip
+        return out
+
+    out = rollout(network, env)
+    valid = np.asarray(out.step.valid)
+    assert not valid.all()
+    for t, e in zip(*np.nonzero(~valid[:-1])):
+        fresh = network.step(network.initial_hidden(), out.obs[t + 1, e])[0]
+        np.testing.assert_allclose(out.hidden[t + 1, e], fresh, rtol=1e-5, atol=1e-6)
+    zeros = jnp.zeros_like(out.value)
+    batch = _training_batch(out, out.obs, out.value, zeros, zeros, hidden0)
+    dist, _ = policy_and_value(network, batch)
+    flat = batch.samples()
+    log_prob = jax.vmap(lambda d, a: d.log_prob(a))(dist, flat.action)
+    np.testing.assert_allclose(log_prob, flat.log_prob, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(flat.weight, valid.T.reshape(-1))  # reset steps weigh 0
