@@ -251,16 +251,25 @@ def test_pbt_copies_the_network_and_keeps_each_member_s_own_hidden_states(agent)
 
 
 @pytest.mark.e2e
-def test_the_autorl_environment_trains_a_recurrent_agent():
-    from eqxppo.autorl import AutoRLEnv
+def test_both_autorl_environments_train_a_recurrent_agent():
+    from eqxppo.autorl import AutoRLEnv, AutoRLPopulationEnv
 
-    env = AutoRLEnv({"n_total_timesteps": 256, "n_steps": 1, "env_name": "CartPole-v1",
-                     "n_envs": 4, "nas_config": GRU, "n_eval_episodes": 3})  # fmt: skip
+    config = {"n_total_timesteps": 256, "n_steps": 2, "env_name": "CartPole-v1", "n_envs": 4,
+              "nas_config": GRU, "n_eval_episodes": 3}  # fmt: skip
+    env = AutoRLEnv(config)
     env.reset()
     _, objectives, *_ = env.step({**HPO})
     assert np.isfinite(objectives["reward_mean"])
     hidden = env.algorithm_state.runner_state.hidden
     assert hidden is not None and hidden.shape == (4, 16)
+
+    population_env = AutoRLPopulationEnv(config)
+    population_env.reset()
+    for _ in range(2):  # the second step moves the members' states, hidden ones too
+        _, objectives, *_ = population_env.step([HPO, {**HPO, "learning_rate": 3e-4}])
+        assert all(np.isfinite(o["reward_mean"]) for o in objectives)
+    member = population_env.population.member(population_env.state, 1).runner_state
+    assert member.hidden is not None and member.hidden.shape == (4, 16)
 
 
 @pytest.mark.e2e
