@@ -176,6 +176,13 @@ def test_resume_accepts_the_runs_own_flags_and_names_conflicting_ones(tmp_path, 
     assert "n_steps=64 (the run has 32)" in err
     assert "n-envs" not in err and "update_epochs" not in err  # those agree
 
+    # A run recorded before the `recurrent` key existed is a feed-forward run.
+    config = json.loads((out / "config.json").read_text())
+    del config["nas"]["recurrent"]
+    (out / "config.json").write_text(json.dumps(config))
+    assert main(["train", "--resume", str(out), "--set", "recurrent=gru"]) == 2
+    assert "recurrent=gru (the run has none)" in capsys.readouterr().err
+
 
 @pytest.mark.e2e
 def test_an_internal_error_keeps_its_traceback_and_is_not_status_2(tmp_path):

@@ -26,7 +26,7 @@ import jax
 import jax.random as jr
 import numpy as np
 
-from ..configspaces import hpo_config_to_dict
+from ..configspaces import get_default_nas_config, hpo_config_to_dict
 from ..envs import make_env
 from ..ppo import PPO, PPOState, PPOTrainingResult, load, save
 from ._common import (
@@ -114,7 +114,8 @@ def _conflicts(args: argparse.Namespace, settings: dict[str, Any], out: Path) ->
             conflicts.append(f"--{name.replace('_', '-')} {given} (the run has {recorded})")
     if args.config or args.set:
         hpo, nas = _hyperparameters(args)
-        recorded = {**settings["hpo"], **settings["nas"]}
+        # A run recorded before the `recurrent` key existed is feed-forward: the defaults.
+        recorded = {**dict(get_default_nas_config()), **settings["hpo"], **settings["nas"]}
         for key, value in {**hpo, **nas}.items():
             if not _same(value, recorded[key]):
                 conflicts.append(f"{key}={value} (the run has {recorded[key]})")
