@@ -261,3 +261,19 @@ def test_a_recurrent_agent_restarts_after_envpool_s_reset_steps():
     log_prob = jax.vmap(lambda d, a: d.log_prob(a))(dist, flat.action)
     np.testing.assert_allclose(log_prob, flat.log_prob, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(flat.weight, valid.T.reshape(-1))  # reset steps weigh 0
+
+
+def test_arlbench_s_random_actions_step_every_framework(framework):
+    name = CHEAP.get(framework, FRAMEWORKS[framework][1])
+    env = make_env(framework, name, n_envs=4)
+    actions = env.sample_actions(jr.key(0))
+    spec = env.action_spec
+    assert actions.shape == ((4,) if spec.discrete else (4, spec.action_dim))
+    assert env.observation_space.shape == env.observation_shape
+
+    @eqx.filter_jit
+    def step(env, key):
+        env_state, _ = env.reset(key)
+        return env.step(env_state, env.sample_actions(key), key)[1]
+
+    assert step(env, jr.key(1)).reward.shape == (4,)

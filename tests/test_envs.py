@@ -135,3 +135,28 @@ def test_step_is_jittable_and_vmappable(getkey):
         _, one = env.step(state_i, actions[i], step_keys[i])
         np.testing.assert_allclose(batched.obs[i], one.obs, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(batched.reward[i], one.reward)
+
+
+@pytest.mark.parametrize(
+    "name, cnn",
+    [("CartPole-v1", False), ("Pendulum-v1", False), ("Breakout-MinAtar", True)],
+)
+def test_arlbench_s_spaces_and_random_actions(name, cnn):
+    # ARLBench's scripts read gymnax spaces and call `sample_actions`; the actions must be
+    # ones `step` takes, inside the bounds, and differ between environments and keys.
+    env = make_env("gymnax", name, n_envs=64, cnn_policy=cnn)
+    space, spec = env.action_space, env.action_spec
+    assert env.observation_space.shape == env.observation_shape
+    actions = env.sample_actions(jr.key(0))
+    values = np.asarray(actions)
+    if spec.discrete:
+        assert space.n == spec.action_dim and actions.shape == (64,)
+        assert set(np.unique(values)) == set(range(spec.action_dim))
+    else:
+        assert actions.shape == (64, spec.action_dim)
+        assert np.all(values >= np.asarray(spec.low)) and np.all(values <= np.asarray(spec.high))
+        assert values.std() > 0.1 * (spec.high[0] - spec.low[0])
+    assert not np.array_equal(values, np.asarray(env.sample_actions(jr.key(1))))
+    env_state, _ = env.reset(jr.key(2))
+    _, step = env.step(env_state, actions, jr.key(3))
+    assert step.reward.shape == (64,)

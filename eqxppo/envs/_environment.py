@@ -91,6 +91,38 @@ class AbstractEnvironment(eqx.Module):
     def make_env_args(self) -> dict[str, Any]:
         """The `make_env` arguments that rebuild this environment (JSON-able, for checkpoints)."""
 
+    # ARLBench's environment object also describes itself with gymnax spaces and samples
+    # random actions; scripts written for it read these. They describe what the policy
+    # sees and outputs, so every framework gives the same kind of space.
+
+    @property
+    def action_space(self) -> Any:
+        """The action space as a gymnax space, as ARLBench's environments give it:
+        `Discrete(action_dim)`, or a float32 `Box` of the action bounds."""
+        from gymnax.environments import spaces
+
+        spec = self.action_spec
+        if spec.discrete:
+            return spaces.Discrete(spec.action_dim)
+        low, high = jnp.asarray(spec.low, jnp.float32), jnp.asarray(spec.high, jnp.float32)
+        return spaces.Box(low, high, (spec.action_dim,), jnp.float32)
+
+    @property
+    def observation_space(self) -> Any:
+        """One observation as the policy sees it, as a gymnax `Box`: float32 of
+        `observation_shape` (flattened, or a channels-last image with `cnn_policy`). The
+        bounds are unbounded: eqxppo's observations are the framework's, converted and
+        reshaped, and not every framework states bounds."""
+        from gymnax.environments import spaces
+
+        return spaces.Box(-jnp.inf, jnp.inf, self.observation_shape, jnp.float32)
+
+    def sample_actions(self, key: PRNGKeyArray) -> Real[Array, "n_envs *action_shape"]:
+        """One uniformly random action per environment (ARLBench's `sample_actions`),
+        ready for `step`."""
+        space = self.action_space
+        return jax.vmap(space.sample)(jax.random.split(key, self.n_envs))
+
 
 def where_done(done: Bool[Array, " n_envs"], reset: PyTree, stepped: PyTree) -> PyTree:
     """Per environment, the `reset` state where `done` else the `stepped` one.
