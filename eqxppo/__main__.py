@@ -159,8 +159,10 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--env", default="CartPole-v1")
     tune.add_argument("--framework", default="gymnax", choices=SUPPORTED_FRAMEWORKS,
                       help="a JAX-native one: gymnax, xland or brax")  # fmt: skip
-    tune.add_argument("--space", default="ppo_cc", choices=sorted(SEARCH_SPACES),
-                      help="ARLBench's classic-control space (default) or all 13")  # fmt: skip
+    names = " or ".join(sorted(SEARCH_SPACES))
+    tune.add_argument("--space", default="ppo_cc", metavar="NAME|FILE.yaml",
+                      help=f"{names} (default ppo_cc, ARLBench's classic-control space), "
+                      "or a search space file in ARLBench's YAML form")  # fmt: skip
     tune.add_argument("--trials", type=count_arg(1), required=True)
     tune.add_argument(
         "--batch", type=count_arg(1), default=8, help="trials trained as one population"

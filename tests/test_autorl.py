@@ -245,3 +245,30 @@ def test_every_budget_goes_through_one_parser(tmp_path):
     with pytest.raises(ValueError, match=r"timesteps.*whole number"):
         tune(optimizer="random", n_trials=1, batch=1, timesteps=100.5, out=tmp_path, **{
             k: v for k, v in TUNE.items() if k != "timesteps"})  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_tune_takes_a_search_space_file_in_arlbench_s_form(tmp_path, capsys):
+    from eqxppo.__main__ import main
+
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "seed: 0\nhyperparameters:\n"
+        "  hp_config.learning_rate: {type: uniform_float, lower: 1.0e-4, upper: 0.01, log: true}\n"
+        "  hp_config.n_steps: {type: constant, value: 16}\n"
+        "  hp_config.minibatch_size: {type: categorical, choices: [32]}\n"
+        "  hp_config.update_epochs: {type: uniform_int, lower: 1, upper: 2}\n"
+    )
+    out = tmp_path / "tune"
+    args = ["tune", "--trials", "4", "--batch", "4", "--timesteps", "256", "--n-envs", "2",
+            "--eval-episodes", "1", "--space", str(space), "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    trials = read_trials(out / "trials.jsonl")
+    assert len(trials) == 4 and all(t.config["n_steps"] == 16 for t in trials)
+    assert all(1e-4 <= t.config["learning_rate"] <= 1e-2 for t in trials)
+    capsys.readouterr()
+    space.write_text(
+        "hyperparameters:\n  hp_config.lr: {type: uniform_float, lower: 0, upper: 1}\n"
+    )
+    assert main([*args[:-1], str(tmp_path / "other")]) == 2
+    assert "unknown hyperparameter 'hp_config.lr'" in capsys.readouterr().err

@@ -15,9 +15,12 @@ from eqxppo.configspaces import (
     get_default_nas_config,
     get_hpo_config_space,
     get_nas_config_space,
+    get_search_space,
     hpo_config_to_dict,
     parse_hpo_config,
     parse_nas_config,
+    read_search_space,
+    search_space_to_yaml,
 )
 
 
@@ -176,3 +179,51 @@ def test_hyperparams_check_concrete_values():
     PPOHyperparams(**values)
     with pytest.raises(ValueError, match="gamma"):
         PPOHyperparams(**{**values, "gamma": np.array([0.9, 1.2])})
+
+
+PPO_CC_YAML = """
+seed: 0
+hyperparameters:
+  hp_config.learning_rate: {type: uniform_float, lower: 1.0e-06, upper: 0.1, log: true,
+                            default: 0.0003}
+  hp_config.ent_coef: {type: uniform_float, lower: 0.0, upper: 0.5, default: 0.0}
+  hp_config.minibatch_size: {type: categorical, choices: [128, 256, 512], default: 128}
+  hp_config.gae_lambda: {type: uniform_float, lower: 0.8, upper: 0.9999, default: 0.95}
+  hp_config.clip_eps: {type: uniform_float, lower: 0.0, upper: 0.5, default: 0.2}
+  hp_config.vf_clip_eps: {type: uniform_float, lower: 0.0, upper: 0.5, default: 0.2}
+  hp_config.normalize_advantage: {type: categorical, choices: [True, False], default: True}
+  hp_config.vf_coef: {type: uniform_float, lower: 0.0, upper: 1.0, default: 0.5}
+  hp_config.max_grad_norm: {type: uniform_float, lower: 0.0, upper: 1.0, default: 0.5}
+"""
+
+
+def test_a_search_space_file_in_arlbench_s_form_reads_as_the_built_in_one(tmp_path):
+    path = tmp_path / "ppo_cc.yaml"
+    path.write_text(PPO_CC_YAML)
+    from_file, built_in = get_search_space(path), get_search_space("ppo_cc")
+    assert dict(from_file) == dict(built_in)  # names, types, bounds, choices, defaults
+    default = dict(built_in.get_default_configuration())
+    assert dict(from_file.get_default_configuration()) == default
+    parse_hpo_config(dict(from_file.sample_configuration()))  # samples are valid configs
+
+    # Round trip: written in ARLBench's form and read back, every space stays itself.
+    for space in (built_in, get_search_space("full")):
+        again = tmp_path / "again.yaml"
+        again.write_text(search_space_to_yaml(space))
+        assert dict(read_search_space(again)) == dict(space)
+    assert "hp_config.learning_rate" in search_space_to_yaml(built_in)
+
+
+@pytest.mark.parametrize(
+    "entry, match",
+    [("hp_config.learning_rat: {type: uniform_float, lower: 0.1, upper: 1.0}",
+      "unknown hyperparameter 'hp_config.learning_rat'"),
+     ("gamma: {type: normal_float, lower: 0.9, upper: 1.0}", "unknown type 'normal_float'"),
+     ("gamma: {type: uniform_float, lower: 0.9}", "needs 'upper'"),
+     ("gamma: {type: uniform_float, lower: 0.9, upper: 1.0, q: 2}", r"option\(s\) \['q'\]")],
+)  # fmt: skip
+def test_a_bad_search_space_file_names_what_is_wrong(tmp_path, entry, match):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"hyperparameters:\n  {entry}\n")
+    with pytest.raises(ValueError, match=match):
+        get_search_space(path)

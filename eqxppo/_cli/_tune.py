@@ -65,7 +65,9 @@ def tune_command(args: argparse.Namespace) -> int:
     saved.write_text(json.dumps(settings, indent=2))
     env_config = {"env_framework": args.framework, "env_name": args.env, "n_envs": args.n_envs,
                   "n_eval_episodes": args.eval_episodes, "seed": args.seed}  # fmt: skip
-    with user_input():
+    if args.space.endswith((".yaml", ".yml")) and not Path(args.space).is_file():
+        raise UserError(f"--space: no such file {args.space!r}.")
+    with user_input("--space: "):
         space = get_search_space(args.space, seed=args.seed)
     done = len(read_trials(out / "trials.jsonl"))
     print(f"eqxppo: tuning PPO on {args.env} with {args.optimizer}: {args.trials} trials in "

@@ -1,5 +1,7 @@
 """The PPO hyperparameter (HPO) search space, exactly as ARLBench defines it."""
 
+import os
+
 from ConfigSpace import Categorical, Configuration, ConfigurationSpace, Float, Integer
 
 
@@ -60,9 +62,17 @@ def get_ppo_cc_config_space(seed: int | None = None) -> ConfigurationSpace:
 SEARCH_SPACES = {"full": get_hpo_config_space, "ppo_cc": get_ppo_cc_config_space}
 
 
-def get_search_space(name: str, seed: int | None = None) -> ConfigurationSpace:
-    """A named PPO search space: `"full"` (all 13) or `"ppo_cc"` (ARLBench's classic
-    control space). Raises `ValueError` for another name, listing these."""
+def get_search_space(name: str | os.PathLike, seed: int | None = None) -> ConfigurationSpace:
+    """A PPO search space: a named one, `"full"` (all 13) or `"ppo_cc"` (ARLBench's
+    classic control space), or a YAML file in ARLBench's form (a path ending in `.yaml` or
+    `.yml`: `read_search_space`). Raises `ValueError` for another name, listing these."""
+    if str(name).endswith((".yaml", ".yml")):
+        from ._files import read_search_space
+
+        return read_search_space(name, seed)
     if name not in SEARCH_SPACES:
-        raise ValueError(f"Unknown search space {name!r}; known: {sorted(SEARCH_SPACES)}.")
-    return SEARCH_SPACES[name](seed)
+        raise ValueError(
+            f"Unknown search space {str(name)!r}; known: {sorted(SEARCH_SPACES)}, or a "
+            ".yaml file in ARLBench's form."
+        )
+    return SEARCH_SPACES[str(name)](seed)
