@@ -17,6 +17,7 @@ optional `default`) and `constant` (`value`). Anything else is refused with a me
 naming the key.
 """
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,7 @@ def _hyperparameter(name: str, spec: Any, where: str) -> Hyperparameter:
         raise ValueError(f"{where}: `{name}` ({kind}) needs {missing}.") from None
 
 
-def read_search_space(path: str | Path, seed: int | None = None) -> ConfigurationSpace:
+def read_search_space(path: str | os.PathLike, seed: int | None = None) -> ConfigurationSpace:
     """The search space a YAML file in ARLBench's form describes (see the module's text).
 
     `seed` overrides the file's `seed`. Raises `ValueError` naming an unknown
