@@ -267,7 +267,7 @@ class Population:
         (`eqxppo.ppo._memory`: the member's state, what one update holds per
         environment step, and the evaluation's observations)."""
         self._check_state(state)
-        return [self._member_bytes(g, rs) for g, rs in enumerate(state.groups)]
+        return [self._member_bytes(g, rs, tree_bytes(rs)) for g, rs in enumerate(state.groups)]
 
     def _check_memory(self, g: int, runner_states: PPORunnerState) -> None:
         """`PopulationTooLarge` when group `g`'s program would not fit its devices."""
@@ -294,13 +294,9 @@ class Population:
             where="in the host's memory" if shared else "per device",
         )
 
-    def _member_bytes(
-        self, g: int, runner_states: PPORunnerState, state_bytes: int | None = None
-    ) -> int:
+    def _member_bytes(self, g: int, runner_states: PPORunnerState, state_bytes: int) -> int:
         """The model's bytes per member of group `g`, from its stacked state (padding
-        rows included; `state_bytes`: its bytes, when known already)."""
-        if state_bytes is None:
-            state_bytes = tree_bytes(runner_states)
+        rows included) and that state's bytes."""
         hidden = runner_states.hidden  # (members, n_envs, *hidden_shape) when recurrent
         return member_bytes(
             state_bytes=state_bytes // self.groups[g].n_padded,

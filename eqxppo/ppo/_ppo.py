@@ -159,13 +159,7 @@ class PPO:
     @property
     def hidden_shape(self) -> tuple[int, ...] | None:
         """One environment's hidden state shape for a recurrent agent, else `None`."""
-        network = eqx.filter_eval_shape(
-            make_network,
-            self.network_config,
-            self.env.observation_shape,
-            self.env.action_spec,
-            key=jr.key(0),
-        )
+        network = self.spec.abstract_network
         if isinstance(network, AbstractRecurrentActorCritic):
             return network.hidden_shape
         return None

@@ -106,16 +106,21 @@ class AgentSpec:
         }
 
     @functools.cached_property
-    def network_layout(self) -> tuple[Any, list[tuple[tuple[int, ...], Any]]]:
-        """The parameter layout of this agent's network (built abstractly, not run)."""
-        network = eqx.filter_eval_shape(
+    def abstract_network(self) -> AbstractActorCritic:
+        """This agent's network built abstractly (shapes only, nothing run): its
+        structure, parameter layout and, for a recurrent one, `hidden_shape`."""
+        return eqx.filter_eval_shape(
             make_network,
             self.network_config,
             self.env.observation_shape,
             self.env.action_spec,
             key=jr.key(0),
         )
-        return _param_layout(network)
+
+    @functools.cached_property
+    def network_layout(self) -> tuple[Any, list[tuple[tuple[int, ...], Any]]]:
+        """The parameter layout of this agent's network (built abstractly, not run)."""
+        return _param_layout(self.abstract_network)
 
     def check_network(self, network: AbstractActorCritic, what: str) -> None:
         """Raise `ValueError` unless `network` (or its `params`) fits this architecture."""
