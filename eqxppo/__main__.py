@@ -51,6 +51,14 @@ def _add_cache_flags(parser: argparse.ArgumentParser) -> None:
                        help="compile every program afresh")  # fmt: skip
 
 
+def _add_logger_flag(parser: argparse.ArgumentParser, runs: str) -> None:
+    parser.add_argument("--logger", default="csv", metavar="NAMES",
+                        help=f"comma-separated: csv (the default; the command's CSV files "
+                             f"are always written), tensorboard (OUT/tensorboard/, needs "
+                             f"eqxppo[tensorboard]), wandb (needs eqxppo[wandb]; "
+                             f"WANDB_MODE=offline works): {runs}")  # fmt: skip
+
+
 def _cpu_devices(text: str) -> int | None:
     if text == "auto":
         return None
@@ -114,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
                             "checkpoint.eqx here")  # fmt: skip
     train.add_argument("--resume", default=None, metavar="DIR",
                        help="continue the run in DIR (from `train --out DIR`)")  # fmt: skip
+    _add_logger_flag(train, "one run, each chunk's evaluation and losses")
     _add_cache_flags(train)
     train.set_defaults(func=train_command)
 
@@ -149,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
                             "is at this address (needs eqxppo[dask])")  # fmt: skip
     sweep.add_argument("--retries", type=count_arg(0), default=2,
                        help="retries of a failed task on the cluster (default 2)")  # fmt: skip
+    _add_logger_flag(sweep, "one run per member, grouped by the sweep")
     _add_device_flag(sweep)
     _add_cache_flags(sweep)
     sweep.set_defaults(func=sweep_command)
@@ -179,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
         "--seed", type=count_arg(0), default=0, help="optimizer seed and first run seed"
     )
     tune.add_argument("--out", required=True, metavar="DIR")
+    _add_logger_flag(tune, "one run per trial, grouped by the study")
     _add_device_flag(tune)
     _add_cache_flags(tune)
     tune.set_defaults(func=tune_command)

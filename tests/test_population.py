@@ -300,6 +300,25 @@ def test_skipped_epoch_slots_report_nan_and_grad_info_ignores_them(env):
     np.testing.assert_allclose(norm[0], grads[0][:, :, 0].mean(-1), rtol=1e-6)
 
 
+def test_metrics_of_groups_with_other_shapes_stack_nan_padded_and_match_single_runs(env):
+    # n_steps 16 and 32: two programs whose per-update metrics differ in updates per
+    # chunk and minibatches; a population with track_metrics returns them as one array
+    # (it raised before), each member's missing slots NaN (both lack some: the first
+    # has more updates, the second more minibatches).
+    configs = [{**SMALL, "n_steps": n} for n in (16, 32)]
+    pop = PPO.population(configs, env, nas_config=NAS, track_metrics=True)
+    assert len(pop.groups) == 2
+    _, result = pop.train(pop.init(jr.key(0)), **BUDGET)
+    losses = np.asarray(result.metrics.loss[0])  # (member, chunk, update, slot, minibatch)
+    for member, config in enumerate(configs):
+        agent = PPO(config, env, nas_config=NAS, track_metrics=True)
+        _, single = agent.train(*agent.init(jr.fold_in(jr.key(0), 0)), **BUDGET)
+        own = np.asarray(single.metrics.loss[0])
+        real = losses[member][tuple(slice(0, n) for n in own.shape)]
+        np.testing.assert_allclose(real, own, rtol=1e-4, atol=1e-6)
+        assert np.isnan(losses[member]).sum() == losses[member].size - own.size
+
+
 def test_normalisation_switches_are_traced_and_split_no_group(env):
     configs = [
         {**SMALL, "normalize_advantage": a, "normalize_observations": o}

@@ -7,7 +7,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._extras import MissingExtraError
 from ..configspaces import HPO_KEYS, NAS_KEYS
+from ..tracking import AbstractLogger, make_loggers, parse_loggers
 
 
 CHECKPOINT = "checkpoint.eqx"
@@ -113,11 +115,26 @@ def progress(total: int, initial: int = 0):
     return tqdm(total=total, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True)
 
 
+def open_loggers(text: str, out: Path | None) -> list[AbstractLogger]:
+    """`--logger`'s backends beyond the command's own CSV files (always written: a resumed
+    run reads them), writing under `out`."""
+    with user_input("--logger: "):
+        names = [name for name in parse_loggers(text) if name != "csv"]
+    if names and out is None:
+        raise UserError(f"--logger {','.join(names)} writes into the run's folder: add --out DIR.")
+    try:
+        return make_loggers(names, out) if names and out is not None else []
+    except MissingExtraError as error:
+        raise UserError(str(error)) from None
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Rewrite `path` with `rows` (atomically: a crash leaves the previous file)."""
+    """Rewrite `path` with `rows` (atomically: a crash leaves the previous file); the
+    columns are all the rows' keys, first seen first (a row without one leaves it empty)."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(path)

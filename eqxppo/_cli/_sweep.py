@@ -7,8 +7,11 @@ so rerunning the same command after an interruption trains only the unfinished g
 
 Writes to `--out DIR`: `sweep.json` (the settings and the sampled configurations),
 `results.csv` (one row per configuration: its hyperparameters, the mean final return over
-seeds, its rank), `curves.csv` (mean eval return per configuration and chunk) and
-`learning_curves.png`; with a cluster also `tasks/` and every member's checkpoint in
+seeds, its rank), `curves.csv` (mean eval return per configuration and chunk),
+`members.csv` (one row per member and chunk: its evaluation, losses, the population's
+steps/s, whether it diverged) and `learning_curves.png`; with `--logger tensorboard` or
+`wandb`, one run per member (`config_<i>_seed_<seed>`, its hyperparameters and seed),
+grouped by the sweep's folder name; with a cluster also `tasks/` and every member's checkpoint in
 `checkpoints/`. Prints the best configuration.
 """
 
@@ -36,9 +39,11 @@ from ..sweeps import (
     run_task,
     sweep_tasks,
 )
+from ..tracking import final_metrics, log_rows, member_name
 from ._common import (
     UserError,
     load_config_file,
+    open_loggers,
     parse_sets,
     progress,
     pyplot,
@@ -75,6 +80,11 @@ def _sample(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, A
     space = PPO.get_hpo_config_space(seed=args.seed)
     samples = space.sample_configuration(max(args.n_configs, 2))[: args.n_configs]
     return [{**{k: _plain(v) for k, v in dict(c).items()}, **fixed_hpo} for c in samples], nas
+
+
+def _by_config(member_rows: list, n_seeds: int) -> list[list]:
+    """A task's member rows (configuration-major) as one list of seeds per configuration."""
+    return [member_rows[k : k + n_seeds] for k in range(0, len(member_rows), n_seeds)]
 
 
 def rank_order(configs: Sequence[int], final: np.ndarray, diverged: Mapping[int, int]) -> list[int]:
@@ -131,6 +141,8 @@ def _on_cluster(args: argparse.Namespace, tasks: list[SweepTask], out: Path) -> 
 def sweep_command(args: argparse.Namespace) -> int:
     """Sample, train (here or on a cluster), rank, write and print."""
     configs, nas = _sample(args)
+    out = Path(args.out)
+    loggers = open_loggers(args.logger, out)
     seeds = list(range(args.seed, args.seed + args.seeds))
     env_args = {"env_framework": args.framework, "env_name": args.env, "n_envs": args.n_envs}
     distributed = args.workers is not None or args.address is not None
@@ -143,7 +155,6 @@ def sweep_command(args: argparse.Namespace) -> int:
             chunks=args.chunks, eval_episodes=args.eval_episodes, key_seed=args.seed,
             split=distributed,
         )  # fmt: skip
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps(
         {"env": args.env, "framework": args.framework, "n_envs": args.n_envs, "seeds": seeds,
@@ -184,6 +195,22 @@ def sweep_command(args: argparse.Namespace) -> int:
         {"config": i, **{f"step_{s}": round(float(v), 3) for s, v in zip(steps, curves_arr[i])}}
         for i in sorted(finished)
     ])  # fmt: skip
+    members = [
+        (i, seed, rows)
+        for result in results
+        for i, per_seed in zip(result.configs, _by_config(result.member_rows, len(seeds)))
+        for seed, rows in zip(seeds, per_seed)
+    ]  # fmt: skip
+    members.sort(key=lambda member: (member[0], member[1]))
+    write_csv(out / "members.csv", [{"config": i, "seed": seed, **row}
+                                    for i, seed, rows in members for row in rows])  # fmt: skip
+    group = out.resolve().name
+    for logger in loggers:
+        for i, seed, rows in members:
+            run = logger.start_run(member_name(i, seed), group=group,
+                                   config={**configs[i], **(nas or {}), "seed": seed})  # fmt: skip
+            log_rows(run, rows)
+            run.finish(final_metrics(rows))
     plot_ranks = np.array([ranks.get(i, args.n_configs + 1) for i in range(args.n_configs)])
     _plot(curves_arr, steps, plot_ranks, f"eqxppo sweep on {args.env}", out / "learning_curves.png")
     best = order[0]
@@ -199,5 +226,6 @@ def sweep_command(args: argparse.Namespace) -> int:
         print(f"eqxppo: warning: {len(bad)} configuration(s) diverged in at least one "
               f"seed (ranked last; diverged_seeds in results.csv): {bad}",
               file=sys.stderr)  # fmt: skip
-    print(f"wrote {out}/: sweep.json, results.csv, curves.csv, learning_curves.png")
+    print(f"wrote {out}/: sweep.json, results.csv, curves.csv, members.csv, "
+          "learning_curves.png")  # fmt: skip
     return 1 if failed else 0

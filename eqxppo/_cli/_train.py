@@ -24,17 +24,18 @@ from typing import Any
 
 import jax
 import jax.random as jr
-import numpy as np
 
 from ..configspaces import get_default_nas_config, hpo_config_to_dict
 from ..envs import make_env
 from ..ppo import PPO, PPOState, PPOTrainingResult, load, save
+from ..tracking import AbstractRun, evaluation_rows, final_metrics, log_rows
 from ._common import (
     CHECKPOINT,
     DIVERGED,
     EXIT_DIVERGED,
     UserError,
     load_config_file,
+    open_loggers,
     parse_sets,
     progress,
     pyplot,
@@ -147,22 +148,9 @@ def _resumed_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOStat
 def _row(
     step: int, result: PPOTrainingResult, steps_per_s: float, wall_s: float, diverged: bool
 ) -> dict:
-    returns = np.asarray(result.eval_rewards)[-1]
-    assert result.metrics is not None
-    total, (value_loss, actor_loss, entropy) = result.metrics.loss
-    return {
-        "step": step,
-        "mean_return": round(float(returns.mean()), 4),
-        "min_return": round(float(returns.min()), 4),
-        "max_return": round(float(returns.max()), 4),
-        "loss": round(float(np.mean(total)), 6),
-        "value_loss": round(float(np.mean(value_loss)), 6),
-        "actor_loss": round(float(np.mean(actor_loss)), 6),
-        "entropy": round(float(np.mean(entropy)), 6),
-        "steps_per_s": round(steps_per_s, 1),
-        "wall_s": round(wall_s, 2),
-        "diverged": int(diverged),
-    }
+    (row,) = evaluation_rows(result, steps=[step])
+    return {**row, "steps_per_s": round(steps_per_s, 1), "wall_s": round(wall_s, 2),
+            "diverged": int(diverged)}  # fmt: skip
 
 
 def plot_learning_curve(rows: list[dict[str, Any]], title: str, path: Path) -> None:
@@ -219,6 +207,43 @@ def train_command(args: argparse.Namespace) -> int:
         print(f"eqxppo: warning: {DIVERGED}; nothing to resume.", file=sys.stderr)
         _finish(rows, settings, out, "diverged")
         return EXIT_DIVERGED
+    runs = _start_runs(args, settings, out, resumed_at=step if args.resume else None)
+    try:
+        return _train_loop(args, settings, agent, state, out, rows, runs)
+    finally:
+        for run in runs:
+            run.finish(final_metrics(rows))
+
+
+def _start_runs(
+    args: argparse.Namespace, settings: dict[str, Any], out: Path | None, resumed_at: int | None
+) -> list[AbstractRun]:
+    """One run per `--logger` backend, named after the run's folder; a resumed run
+    continues the TensorBoard run's folder and starts a W&B run of the same name."""
+    loggers = open_loggers(args.logger, out)
+    if not loggers:
+        return []
+    assert out is not None
+    config = {**settings["hpo"], **settings["nas"], "env": settings["env"],
+              "framework": settings["framework"], "n_envs": settings["n_envs"],
+              "seed": settings["seed"]}  # fmt: skip
+    if resumed_at is not None:
+        config["resumed_at_step"] = resumed_at
+    return [logger.start_run(out.resolve().name, config=config) for logger in loggers]
+
+
+def _train_loop(
+    args: argparse.Namespace,
+    settings: dict[str, Any],
+    agent: PPO,
+    state: PPOState,
+    out: Path | None,
+    rows: list[dict[str, Any]],
+    runs: list[AbstractRun],
+) -> int:
+    """Train chunk by chunk until the budget, an interruption or a divergence."""
+    step = int(state.runner_state.global_step)
+    diverged = False
     total = settings["timesteps"]
     verb = "resuming" if args.resume else "training"
     print(f"eqxppo: {verb} PPO on {settings['env']} ({settings['n_envs']} envs) at step "
@@ -243,6 +268,8 @@ def train_command(args: argparse.Namespace) -> int:
             sps = (new_step - step) / (now - t0)
             diverged = bool(state.runner_state.diverged)
             rows.append(_row(new_step, result, sps, prev_wall + now - t0, diverged))
+            for run in runs:
+                log_rows(run, rows[-1:])
             chunk_start, step = step, new_step
             if out is not None:
                 save(out / CHECKPOINT, agent, state)

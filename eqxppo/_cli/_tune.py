@@ -4,8 +4,10 @@ populations.
 Writes to `--out DIR`: `tune.json` (the settings; a rerun must agree with them),
 `trials.jsonl` (one line per told trial, appended as each batch finishes: it survives
 an interruption, and rerunning the same command resumes from it), `trials.csv` (the
-same as a table) and `objective.png` (each trial's objective and the best so far).
-Prints the incumbent.
+same as a table) and `objective.png` (each trial's objective and the best so far); with
+`--logger tensorboard` or `wandb`, one run per trial (`trial_<number>`: its
+configuration, objective and status) as each batch finishes, grouped by the study's
+folder name. Prints the incumbent.
 """
 
 import argparse
@@ -18,7 +20,8 @@ import numpy as np
 from .._extras import MissingExtraError
 from ..autorl import incumbent, read_trials, tune
 from ..configspaces import get_search_space
-from ._common import UserError, progress, pyplot, user_input, write_csv
+from ..tracking import log_trials
+from ._common import UserError, open_loggers, progress, pyplot, user_input, write_csv
 
 
 def _plot(trials: list, path: Path) -> None:
@@ -48,6 +51,7 @@ def _rows(trials: list) -> list[dict[str, Any]]:
 def tune_command(args: argparse.Namespace) -> int:
     """Run or resume the loop, then write the table and the plot and print the best."""
     out = Path(args.out)
+    loggers = open_loggers(args.logger, out)
     settings = {
         "optimizer": args.optimizer, "env": args.env, "framework": args.framework,
         "space": args.space, "trials": args.trials, "batch": args.batch,
@@ -76,6 +80,7 @@ def tune_command(args: argparse.Namespace) -> int:
     bar = progress(args.trials, initial=min(done, args.trials))
 
     def on_batch(new: list) -> None:
+        log_trials(loggers, new, group=out.resolve().name)
         if bar is not None:
             bar.update(len(new))
             best = incumbent(new)

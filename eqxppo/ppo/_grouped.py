@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
+from jaxtyping import Array
 
 from ._sharding import pad_members, padded_size, shard_members, to_host
 
@@ -114,13 +115,16 @@ class GroupedMembers:
     def gather(self, per_group: Sequence[T]) -> T:
         """One tree per group, each its group's real rows (`real_rows`, as the programs
         of `Population.compile` return results), as one tree with a leading member axis
-        in member order, on the devices."""
+        in member order, on the devices. Float arrays whose trailing shapes differ
+        between groups (the per-update metrics of groups with other rollout sizes,
+        epochs or minibatches) are padded with NaN to the largest: the slots a member
+        did not have hold NaN, as the epoch slots it did not take already do."""
         if len(per_group) == 1 and self._inverse is None:
             return per_group[0]
         if len(set(self.meshes)) > 1:  # groups on different devices: join on the first
             device = self.mesh.devices.flat[0]
             per_group = [jax.device_put(tree, device) for tree in per_group]
-        joined = jax.tree.map(lambda *xs: jnp.concatenate(xs), *per_group)
+        joined = jax.tree.map(_join_members, *per_group)
         if self._inverse is None:
             return joined
         return jax.tree.map(lambda x: x[self._inverse], joined)
@@ -142,3 +146,23 @@ class GroupedMembers:
             arrays = to_host(arrays)  # a mesh across processes: gather first
         device = jax.local_devices()[0]
         return eqx.combine(jax.tree.map(lambda x: jax.device_put(x[row], device), arrays), static)
+
+
+def _join_members(*per_group: Array) -> Array:
+    """Groups' arrays joined along the member axis; ragged float arrays NaN-padded."""
+    shape = tuple(max(sizes) for sizes in zip(*(x.shape[1:] for x in per_group)))
+    if all(x.shape[1:] == shape for x in per_group):
+        return jnp.concatenate(per_group)
+    if not all(jnp.issubdtype(x.dtype, jnp.floating) for x in per_group):
+        raise ValueError(
+            "The population's groups returned arrays of shapes "
+            f"{[x.shape[1:] for x in per_group]} per member, which do not stack: the "
+            "trajectories of groups with other rollout sizes (n_steps, n_envs) cannot be "
+            "returned together; track them per configuration with `PPO` instead."
+        )
+    pad = [
+        jnp.pad(x, [(0, 0)] + [(0, n - m) for n, m in zip(shape, x.shape[1:])],
+                constant_values=jnp.nan)
+        for x in per_group
+    ]  # fmt: skip
+    return jnp.concatenate(pad)

@@ -137,7 +137,8 @@ class PPOMetrics(NamedTuple):
     Per minibatch, with axes `(..., update_epochs, n_minibatches)` after the leading
     `(n_eval_steps, updates_per_chunk)` of `train` (`update_epochs` the program's epoch
     slots; a slot the run did not take, in a population member with fewer epochs than
-    its group, holds NaN):
+    its group, holds NaN; so do the slots a population's member lacks beside the
+    members of larger groups: more updates per chunk, epochs, minibatches or steps):
 
     - `loss`: `(total, (value_loss, actor_loss, entropy))`, as in ARLBench.
     - `grad_norm`: the global norm of the gradient, in ARLBench's second field (which

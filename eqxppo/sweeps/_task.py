@@ -23,6 +23,7 @@ from .._compilation_cache import cache_stats, enable_compilation_cache
 from ..configspaces import parse_hpo_config
 from ..envs import make_env
 from ..ppo import PPO, plan_groups, save
+from ..tracking import Row, evaluation_rows, member_result
 
 
 class SweepTask(NamedTuple):
@@ -43,13 +44,16 @@ class SweepTask(NamedTuple):
 
 class TaskResult(NamedTuple):
     """A finished task: mean eval return per configuration (over seeds) and chunk, each
-    member's final return, and where the time went."""
+    member's final return and rows (`eqxppo.tracking.evaluation_rows` per chunk, with the
+    population's `steps_per_s` and the member's `diverged` flag), and where the time
+    went."""
 
     number: int
     configs: tuple[int, ...]
     curves: list[list[float]]  # (len(configs), chunks)
     final_returns: list[list[float]]  # (len(configs), n_seeds)
     diverged: list[list[bool]]  # (len(configs), n_seeds): the member's run diverged
+    member_rows: list[list[Row]]  # (len(configs) * n_seeds, chunks)
     steps: list[int]
     n_programs: int
     programs_loaded: int
@@ -62,10 +66,10 @@ class TaskResult(NamedTuple):
     @classmethod
     def from_json(cls, text: str) -> "TaskResult":
         data = json.loads(text)
-        if "diverged" not in data:
+        if "diverged" not in data or "member_rows" not in data:
             raise ValueError(
-                "A task result without divergence flags (written by an older eqxppo): "
-                "delete it (out/tasks/) to train that task again."
+                "A task result without divergence flags or member rows (written by an older "
+                "eqxppo): delete it (out/tasks/) to train that task again."
             )
         return cls(**{**data, "configs": tuple(data["configs"])})
 
@@ -142,6 +146,7 @@ def run_task(
         seeds=task.seeds,
         nas_config=task.nas_config,
         planned_timesteps=task.timesteps,  # per member: the plan `sweep_tasks` made
+        track_metrics=True,  # losses per member for its rows: a few floats per update
     )
     state = pop.init(jr.key(task.key_seed))
     chunk = math.ceil(task.timesteps / task.chunks)
@@ -153,10 +158,18 @@ def run_task(
 
     n_configs, n_seeds = len(task.configs), len(task.seeds)
     curves, finals = [], np.zeros((n_configs, n_seeds))
+    member_rows: list[list[Row]] = [[] for _ in range(pop.n_members)]
     start = time.perf_counter()
     for c in range(task.chunks):
+        t0 = time.perf_counter()
         state, result = pop.train(state, **budget)
-        rewards = np.asarray(jax.block_until_ready(result.eval_rewards))[:, -1].mean(-1)
+        result = jax.block_until_ready(result)
+        steps_per_s = round(chunk * pop.n_members / (time.perf_counter() - t0), 1)
+        diverged = pop.diverged(state)
+        for m, rows in enumerate(member_rows):
+            (row,) = evaluation_rows(member_result(result, m), steps=[chunk * (c + 1)])
+            rows.append({**row, "steps_per_s": steps_per_s, "diverged": int(diverged[m])})
+        rewards = np.asarray(result.eval_rewards)[:, -1].mean(-1)
         finals = rewards.reshape(n_configs, n_seeds)
         curves.append(finals.mean(-1))
         if progress is not None:
@@ -176,6 +189,7 @@ def run_task(
         curves=np.stack(curves, axis=1).round(3).tolist(),
         final_returns=finals.round(3).tolist(),
         diverged=pop.diverged(state).reshape(n_configs, n_seeds).tolist(),
+        member_rows=member_rows,
         steps=[chunk * (c + 1) for c in range(task.chunks)],
         n_programs=len(pop.groups),
         programs_loaded=stats.hits,

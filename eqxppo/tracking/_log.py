@@ -1,0 +1,114 @@
+"""What eqxppo trains, written to loggers: a single run, a population (one run per
+member), an HPO study (one run per trial)."""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..autorl import Trial
+from ..configspaces import hpo_config_to_dict
+from ..ppo import PPO, Population, PopulationState, PPOTrainingResult
+from ._logger import AbstractLogger, AbstractRun
+from ._rows import TAGS, evaluation_rows, evaluation_steps, member_result
+
+
+def tagged(row: Mapping[str, int | float]) -> dict[str, float]:
+    """A row's scalars under their logger tags (`TAGS`); `step` and unknown columns are
+    left out."""
+    return {TAGS[k]: float(v) for k, v in row.items() if k in TAGS}
+
+
+def log_rows(run: AbstractRun, rows: Sequence[Mapping[str, int | float]]) -> None:
+    """Each row (from `evaluation_rows`, or the command line's `metrics.csv`) at its step."""
+    for row in rows:
+        run.log(int(row["step"]), tagged(row))
+
+
+def final_metrics(rows: Sequence[Mapping[str, int | float]]) -> dict[str, float]:
+    """What a run's hyperparameters are compared on: its last evaluation."""
+    return tagged(rows[-1]) if rows else {}
+
+
+def log_training(
+    loggers: Sequence[AbstractLogger],
+    agent: PPO,
+    result: PPOTrainingResult,
+    *,
+    start_step: int,
+    end_step: int,
+    name: str = "train",
+    group: str | None = None,
+    extra_config: Mapping[str, Any] | None = None,
+) -> None:
+    """Write one `agent.train` call's evaluations (and losses, with `track_metrics`) as a
+    finished run in each logger.
+
+    `start_step`/`end_step`: the global steps before and after the call
+    (`state.runner_state.global_step`), which place its evaluations. The run's config is
+    the agent's hyperparameters (HPO and NAS) and `extra_config` (a seed, say).
+    """
+    rows = evaluation_rows(result, steps=evaluation_steps(
+        start_step=start_step, end_step=end_step, n_evaluations=len(result.eval_rewards)
+    ))  # fmt: skip
+    config = {**hpo_config_to_dict(agent.config, agent.hparams), **agent.nas_config,
+              **(extra_config or {})}  # fmt: skip
+    for logger in loggers:
+        run = logger.start_run(name, config=config, group=group)
+        log_rows(run, rows)
+        run.finish(final_metrics(rows))
+
+
+def member_name(config: int, seed: int) -> str:
+    """A population member's run: its configuration's index and its seed."""
+    return f"config_{config}_seed_{seed}"
+
+
+def log_population(
+    loggers: Sequence[AbstractLogger],
+    population: Population,
+    state: PopulationState,
+    result: PPOTrainingResult,
+    *,
+    start_step: int,
+    end_step: int,
+    group: str | None = None,
+) -> None:
+    """Write one `population.train` call as one finished run per member in each logger:
+    `config_<i>_seed_<seed>`, configuration `i` of the population, with the member's
+    hyperparameters (as `state` holds them) and seed as its config. `start_step` /
+    `end_step`: the members' global step before and after the call (the same for all).
+    """
+    n_evaluations = np.asarray(result.eval_rewards).shape[1]
+    steps = evaluation_steps(start_step=start_step, end_step=end_step,
+                             n_evaluations=n_evaluations)  # fmt: skip
+    diverged = population.diverged(state)
+    n_seeds = len(population.seeds)
+    for m in range(population.n_members):
+        rows = evaluation_rows(member_result(result, m), steps=steps)
+        rows[-1]["diverged"] = int(diverged[m])
+        seed = population.member_seeds[m]
+        config = {**population.member_hpo_config(m, state), **population.spec.nas_config,
+                  "seed": seed}  # fmt: skip
+        for logger in loggers:
+            run = logger.start_run(member_name(m // n_seeds, seed), config=config, group=group)
+            log_rows(run, rows)
+            run.finish(final_metrics(rows))
+
+
+def log_trials(
+    loggers: Sequence[AbstractLogger], trials: Sequence[Trial], *, group: str | None = None
+) -> None:
+    """Write HPO trials (`eqxppo.autorl.tune`'s) as one finished run each,
+    `trial_<number>`: its configuration, seeds and status as config, its objective (the
+    mean final return over seeds) at its budget's step. A failed or pruned trial has no
+    objective."""
+    for trial in trials:
+        config = {**trial.config, "seeds": ",".join(map(str, trial.seeds)),
+                  "status": trial.status, "budget": trial.budget}  # fmt: skip
+        scalars = {} if trial.objective is None else {"eval/objective": trial.objective}
+        for logger in loggers:
+            run = logger.start_run(f"trial_{trial.number:04d}", config=config, group=group)
+            if scalars:
+                run.log(trial.budget, scalars)
+            run.finish({**scalars, "time/seconds": trial.seconds})
