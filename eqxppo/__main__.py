@@ -1,4 +1,5 @@
-"""The command line: `python -m eqxppo {train,evaluate,sweep,tune} ...` (or `eqxppo ...`).
+"""The command line: `python -m eqxppo {train,evaluate,sweep,tune,arlbench} ...` (or
+`eqxppo ...`).
 
 User errors (unknown hyperparameter, value out of range, unknown environment, missing
 directory, unreadable checkpoint, flags that conflict with a resumed run) exit with status
@@ -16,7 +17,14 @@ import argparse
 import sys
 from typing import Any, NoReturn
 
-from ._cli import UserError, evaluate_command, sweep_command, train_command, tune_command
+from ._cli import (
+    UserError,
+    arlbench_command,
+    evaluate_command,
+    sweep_command,
+    train_command,
+    tune_command,
+)
 from ._cli._common import parse_value
 from ._compilation_cache import compilation_cache, default_dir
 from ._cores import backends_started, use_cpu_cores
@@ -193,13 +201,49 @@ def _parser() -> argparse.ArgumentParser:
     _add_device_flag(tune)
     _add_cache_flags(tune)
     tune.set_defaults(func=tune_command)
+
+    arlbench = sub.add_parser(
+        "arlbench", help="run an ARLBench experiment tree (Hydra configs): a job, a "
+        "multirun or an HPO study; needs eqxppo[hydra]")  # fmt: skip
+    arlbench.add_argument("config_dir", metavar="CONFIG_DIR",
+                          help="a folder laid out like ARLBench's examples/configs")  # fmt: skip
+    # The overrides (KEY=VALUE ..., anywhere after CONFIG_DIR, between the flags too, as
+    # Hydra takes them) are what `_parse` leaves over.
+    arlbench.usage = "eqxppo arlbench CONFIG_DIR [OVERRIDE ...] [options]"
+    arlbench.epilog = ("OVERRIDE: Hydra's syntax, e.g. environment=box2d_lunar_lander "
+                       "search_space=ppo_cc hp_config.gamma=0.9 seed=0,1,2")  # fmt: skip
+    arlbench.add_argument("--config-name", default="base",
+                          help="the tree's top file without .yaml (default base; smac, "
+                               "random_search: a study with -m)")  # fmt: skip
+    arlbench.add_argument("-m", "--multirun", action="store_true",
+                          help="one job per combination of the sweep overrides, or the "
+                               "tree's HPO study")  # fmt: skip
+    arlbench.add_argument("--out", default=None, metavar="DIR",
+                          help="instead of the tree's hydra.run.dir / hydra.sweep.dir")  # fmt: skip
+    arlbench.add_argument("--batch", type=count_arg(1), default=8,
+                          help="a study's trials per population (default 8)")  # fmt: skip
+    _add_logger_flag(arlbench, "one run per job or trial")
+    _add_device_flag(arlbench)
+    _add_cache_flags(arlbench)
+    arlbench.set_defaults(func=arlbench_command)
     return parser
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The subcommand's flags; `arlbench` keeps the rest as its Hydra overrides."""
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    flags = [item for item in rest if item.startswith("-")]
+    if args.command != "arlbench" or flags:
+        parser.error(f"unrecognized arguments: {' '.join(flags or rest)}")
+    args.overrides = rest
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m eqxppo` and the `eqxppo` script."""
     try:
-        args = _parser().parse_args(argv)
+        args = _parse(argv)
         if "cpu_devices" in args:  # before any JAX computation
             _use_cpu_devices(args.cpu_devices)
     except UserError as error:

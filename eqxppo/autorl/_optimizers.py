@@ -114,7 +114,7 @@ class SMACSearch:
 
     def __init__(
         self, space: ConfigurationSpace, *, budget: int, n_trials: int, out: Path,
-        seed: int = 0, min_budget: int | None = None,
+        seed: int = 0, min_budget: int | None = None, eta: int = 3,
     ) -> None:  # fmt: skip
         smac = require("smac", "autorl", what="optimizer 'smac'")
         from smac.runhistory.dataclasses import TrialInfo, TrialValue
@@ -130,7 +130,7 @@ class SMACSearch:
         self.smac = smac.MultiFidelityFacade(
             scenario,
             target_function=lambda config, seed=0, budget=0.0: 0.0,  # unused: ask and tell
-            intensifier=smac.MultiFidelityFacade.get_intensifier(scenario, eta=3),
+            intensifier=smac.MultiFidelityFacade.get_intensifier(scenario, eta=eta),
             overwrite=True,
             logging_level=40,
         )
@@ -163,13 +163,26 @@ class SMACSearch:
 
 
 def make_optimizer(
-    name: str, space: ConfigurationSpace, *, budget: int, n_trials: int, out: Path, seed: int = 0
+    name: str,
+    space: ConfigurationSpace,
+    *,
+    budget: int,
+    n_trials: int,
+    out: Path,
+    seed: int = 0,
+    min_budget: int | None = None,
+    eta: int = 3,
 ) -> RandomSearch | OptunaSearch | SMACSearch:
-    """The optimiser `name` (`random`, `optuna`, `smac`) for `space` and a full budget."""
+    """The optimiser `name` (`random`, `optuna`, `smac`) for `space` and a full budget;
+    `min_budget` and `eta` are SMAC's Hyperband settings (default: a ninth of the budget,
+    3), which the others refuse."""
+    if name != "smac" and (min_budget is not None or eta != 3):
+        raise ValueError(f"min_budget and eta are SMAC's multi-fidelity settings, not {name}'s.")
     if name == "random":
         return RandomSearch(space, budget=budget, seed=seed)
     if name == "optuna":
         return OptunaSearch(space, budget=budget, seed=seed)
     if name == "smac":
-        return SMACSearch(space, budget=budget, n_trials=n_trials, out=out, seed=seed)
+        return SMACSearch(space, budget=budget, n_trials=n_trials, out=out, seed=seed,
+                          min_budget=min_budget, eta=eta)  # fmt: skip
     raise ValueError(f"Unknown optimizer {name!r}; known: {list(OPTIMIZERS)}.")

@@ -76,8 +76,14 @@ def _key(config: Mapping[str, Any]) -> str:
 class _Batch:
     """Trains asked trials as populations, keeping their states for continuation."""
 
-    def __init__(self, config: Mapping[str, Any], seeds: Sequence[int], reports: int) -> None:
-        self.config = config
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        seeds: Sequence[int],
+        reports: int,
+        base: Mapping[str, Any],
+    ) -> None:
+        self.config, self.base = config, dict(base)
         self.env, self.eval_env = _config.make_envs(config)
         self.seeds, self.reports = tuple(as_count("seed", s) for s in seeds), reports
         self.states: dict[str, tuple[list[PPORunnerState], int]] = {}
@@ -98,7 +104,8 @@ class _Batch:
         start = time.perf_counter()
         n_seeds = len(self.seeds)
         pop = Population(
-            [a.config for a in asks], self.env, self.seeds, eval_env=self.eval_env,
+            [{**self.base, **a.config} for a in asks], self.env, self.seeds,
+            eval_env=self.eval_env,
             nas_config=self.config["nas_config"], cnn_policy=self.config["cnn_policy"],
             deterministic_eval=self.config["deterministic_eval"],
             planned_timesteps=max(steps, 1),
@@ -151,6 +158,9 @@ def tune(
     seed: int = 0,
     reports: int = 1,
     on_batch: Callable[[list[Trial]], None] | None = None,
+    base_config: Mapping[str, Any] | None = None,
+    min_budget: Count | None = None,
+    eta: int = 3,
 ) -> list[Trial]:
     """Run (or resume) an HPO loop; returns every trial, the earlier ones included.
 
@@ -167,6 +177,10 @@ def tune(
     - `out`: the folder of `trials.jsonl` (and SMAC's own output).
     - `reports`: intermediate evaluations per trial (Optuna prunes on them).
     - `on_batch`: called with the trials of each finished batch.
+    - `base_config`: hyperparameters every trial starts from (an algorithm's or an
+      incumbent's); the asked ones replace them, the rest keep ARLBench's defaults.
+    - `min_budget`, `eta`: SMAC's smallest budget and Hyperband's reduction factor
+      (default a ninth of `timesteps`, 3); only for `"smac"`.
     """
     n_trials, batch = as_count("n_trials", n_trials, 1), as_count("batch", batch, 1)
     timesteps, reports = as_count("timesteps", timesteps, 1), as_count("reports", reports, 1)
@@ -175,12 +189,13 @@ def tune(
     log = out / "trials.jsonl"
     trials = read_trials(log)
     config = _config.merge_config(env_config)
+    low = None if min_budget is None else as_count("min_budget", min_budget, 1)
     opt = make_optimizer(optimizer, space, budget=timesteps, n_trials=n_trials, out=out,
-                         seed=seed)  # fmt: skip
+                         seed=seed, min_budget=low, eta=eta)  # fmt: skip
     for trial in trials:
         opt.replay(trial.config, trial.budget, trial.objective if trial.status == "complete"
                    else None)  # fmt: skip
-    trainer = _Batch(config, seeds, reports)
+    trainer = _Batch(config, seeds, reports, base_config or {})
     with open(log, "a") as f:
         while len(trials) < n_trials:
             asks = opt.ask(min(batch, n_trials - len(trials)))

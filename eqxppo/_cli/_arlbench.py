@@ -1,0 +1,73 @@
+"""`eqxppo arlbench`: run an ARLBench experiment tree (a Hydra config folder in
+ARLBench's layout) the way ARLBench's `run_arlbench.py` runs it, with the same override
+syntax: a single job, a multirun (`-m seed=0,1,2`), or an HPO study (a tree whose
+`hydra/sweeper` is Hypersweeper's `HyperRS` or `HyperSMAC`, with `-m`). See
+`eqxppo.experiments` for what each writes.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from .._extras import MissingExtraError
+from ..experiments import Study, plan, run_jobs, run_study
+from ._common import UserError, open_loggers, progress, user_input, write_csv
+
+
+def arlbench_command(args: argparse.Namespace) -> int:
+    """Compose, then run the jobs or the study and print the objective(s)."""
+    try:
+        with user_input(f"{args.config_dir}: "):
+            planned = plan(
+                args.config_dir, config_name=args.config_name, overrides=args.overrides,
+                multirun=args.multirun, out=args.out,
+            )  # fmt: skip
+    except MissingExtraError as error:
+        raise UserError(str(error)) from None
+    if isinstance(planned, Study):
+        return _study(args, planned)
+    jobs = planned
+    folder = jobs[0].out if len(jobs) == 1 else jobs[0].out.parent
+    loggers = open_loggers(args.logger, folder)
+    what = f"{len(jobs)} jobs" if len(jobs) > 1 else "one job"
+    print(f"eqxppo: running {what} of {args.config_name!r} from {args.config_dir} on "
+          f"{jobs[0].autorl['env_name']} in {folder}", flush=True)  # fmt: skip
+    values = run_jobs(jobs, loggers=loggers)
+    for job, value in zip(jobs, values):
+        print(f"job {job.number} ({' '.join(job.overrides) or 'no overrides'}): "
+              f"{', '.join(job.autorl['objectives'])} {value:.2f} -> {job.out}")  # fmt: skip
+    if len(jobs) > 1:
+        write_csv(folder / "results.csv", [
+            {"job": j.number, "overrides": " ".join(j.overrides), "seed": j.autorl["seed"],
+             "performance": v, "dir": str(j.out)} for j, v in zip(jobs, values)
+        ])  # fmt: skip
+        print(f"wrote {folder}/results.csv")
+    return 0
+
+
+def _study(args: argparse.Namespace, study: Study) -> int:
+    out = study.job.out
+    loggers = open_loggers(args.logger, out)
+    print(f"eqxppo: study {args.config_name!r} ({study.optimizer}) on "
+          f"{study.job.autorl['env_name']}: {study.n_trials} trials of up to "
+          f"{study.max_budget:,} steps x {len(study.seeds)} seed(s) in {out}",
+          flush=True)  # fmt: skip
+    bar = progress(study.n_trials)
+    try:
+        tick = (lambda new: bar.update(len(new))) if bar is not None else None
+        trials = run_study(study, batch=args.batch, loggers=loggers, on_batch=tick)
+    except MissingExtraError as error:
+        raise UserError(str(error)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    lines = (out / "incumbent.json").read_text().splitlines()
+    if not lines:
+        print(f"no trial completed ({len(trials)} trials)")
+        return 1
+    best = json.loads(lines[-1])
+    print(f"{len(trials)} trials; incumbent: trial {best['config_id']} with score "
+          f"{best['score']:.2f} at {best['budget']:,} steps:")  # fmt: skip
+    print(json.dumps(best["config"]))
+    print(f"wrote {Path(out)}/: runhistory.csv, incumbent.json, trials.jsonl")
+    return 0

@@ -1,0 +1,157 @@
+"""What a composed ARLBench tree asks eqxppo to run: jobs (a single run, or a multirun's
+combinations) or an HPO study (a tree whose `hydra/sweeper` is Hypersweeper's)."""
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .._counts import as_count
+from ..autorl import merge_config
+from ._compose import SWEEPERS, compose_tree, expand_sweeps, fixed_overrides
+
+
+# The objectives a job reports in `performance.csv` (ARLBench's names).
+JOB_OBJECTIVES = ("reward_mean", "reward_std")
+
+
+class Job(NamedTuple):
+    """One training run: `config` is the composed tree resolved (`hp_config`,
+    `nas_config`, `autorl`, ...; Hydra's node left out), `autorl` its AutoRL section
+    checked and filled with ARLBench's defaults, `out` its folder."""
+
+    number: int
+    overrides: tuple[str, ...]
+    config: dict[str, Any]
+    autorl: dict[str, Any]
+    out: Path
+
+
+class Study(NamedTuple):
+    """An HPO study: Hypersweeper's settings mapped onto `eqxppo.autorl.tune`."""
+
+    optimizer: str  # "random" or "smac"
+    n_trials: int
+    max_budget: int  # a trial's full budget (the tree's `autorl.n_total_timesteps`)
+    min_budget: int | None  # SMAC's smallest
+    eta: int
+    seeds: tuple[int, ...]  # every trial runs with these
+    seed: int  # the optimiser's
+    search_space: dict[str, Any]  # in ARLBench's YAML form
+    maximize: bool
+    job: Job  # the base: the tree's hyperparameters and environment
+
+
+def _as_dict(node: Any) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def _job(cfg: Any, number: int, overrides: Sequence[str], out: Path) -> Job:
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        del cfg["hydra"]
+    config = _as_dict(cfg)
+    if config.get("algorithm", "ppo") != "ppo":
+        raise ValueError(
+            f"the tree's algorithm is {config['algorithm']!r}; eqxppo runs PPO "
+            "(override it: algorithm=ppo)."
+        )
+    # ARLBench's checkpoint keys: a job always saves its checkpoint in its folder.
+    checkpoints = ("checkpoint", "checkpoint_name", "checkpoint_dir")
+    autorl = merge_config({k: v for k, v in config.get("autorl", {}).items()
+                           if k not in checkpoints})  # fmt: skip
+    unknown = [o for o in autorl["objectives"] if o not in JOB_OBJECTIVES]
+    if unknown:
+        raise ValueError(
+            f"objectives {unknown}: an experiment tree's runs report {list(JOB_OBJECTIVES)}."
+        )
+    return Job(number, tuple(overrides), config, autorl, out)
+
+
+def _study(cfg: Any, sweeper: str, overrides: Sequence[str], out: Path) -> Study:
+    settings = _as_dict(cfg.hydra.sweeper)
+    kwargs = settings.get("sweeper_kwargs") or {}
+    variable = settings.get("budget_variable")
+    if variable not in (None, "autorl.n_total_timesteps"):
+        raise ValueError(
+            f"budget_variable {variable!r}: eqxppo's studies vary the environment steps "
+            "(autorl.n_total_timesteps)."
+        )
+    job = _job(cfg, 0, overrides, out)
+    optimizer = SWEEPERS[sweeper]
+    intensifier = (kwargs.get("optimizer_kwargs") or {}).get("intensifier") or {}
+    scenario = (kwargs.get("optimizer_kwargs") or {}).get("scenario") or {}
+    full = job.autorl["n_total_timesteps"]
+    max_budget = kwargs.get("max_budget", full) if variable else full
+    min_budget = kwargs.get("min_budget") if variable else None
+    space = settings.get("search_space") or job.config.get("search_space")
+    if not space:
+        raise ValueError("the study has no search space (hydra.sweeper.search_space).")
+    seeds = kwargs.get("seeds") or [job.autorl["seed"]]
+    seed = (
+        scenario.get("seed", space.get("seed", 0)) if optimizer == "smac" else space.get("seed", 0)
+    )
+    maximize = bool(kwargs.get("maximize", True))
+    upper = job.autorl["optimize_objectives"] == "upper"
+    if job.autorl["objectives"] != ["reward_mean"] or maximize != upper:
+        raise ValueError(
+            "eqxppo's studies maximise the return: objectives [reward_mean] with maximize "
+            "true and optimize_objectives upper, or maximize false and lower (the negated "
+            f"return); the tree has {job.autorl['objectives']}, maximize {maximize}, "
+            f"optimize_objectives {job.autorl['optimize_objectives']}."
+        )
+    return Study(
+        optimizer=optimizer,
+        n_trials=as_count("hydra.sweeper.n_trials", settings.get("n_trials") or 0, 1),
+        max_budget=as_count("max_budget", max_budget, 1),
+        min_budget=None if min_budget is None else as_count("min_budget", min_budget, 1),
+        eta=int(intensifier.get("eta", 3)),
+        seeds=tuple(as_count("seed", s) for s in seeds),
+        seed=as_count("seed", seed),
+        search_space=space,
+        maximize=maximize,
+        job=job,
+    )
+
+
+def plan(
+    config_dir: str | os.PathLike,
+    *,
+    config_name: str = "base",
+    overrides: Sequence[str] = (),
+    multirun: bool = False,
+    out: str | os.PathLike | None = None,
+) -> list[Job] | Study:
+    """What the tree asks for, as ARLBench's `run_arlbench.py` would run it.
+
+    Without `multirun`: one job in `hydra.run.dir` (or `out`). With it: a tree whose
+    `hydra/sweeper` is `HyperRS` or `HyperSMAC` is an HPO study in `hydra.sweep.dir`;
+    any other runs one job per combination of the sweep overrides, in
+    `hydra.sweep.dir/<job number>`. Relative folders are taken from the working
+    directory, as Hydra does.
+    """
+    jobs = expand_sweeps(overrides)
+    if not multirun:
+        if len(jobs) > 1:
+            raise ValueError(f"the overrides sweep over {len(jobs)} jobs: add -m (--multirun).")
+        cfg = compose_tree(config_dir, config_name, overrides)
+        return [_job(cfg, 0, overrides, Path(out or str(cfg.hydra.run.dir)))]
+    cfg = compose_tree(config_dir, config_name, fixed_overrides(overrides))
+    sweeper = cfg.hydra.runtime.choices.get("hydra/sweeper")
+    folder = Path(out or str(cfg.hydra.sweep.dir))
+    if sweeper in SWEEPERS:
+        if len(jobs) > 1:
+            raise ValueError(f"{sweeper} samples the configurations: drop the sweep overrides.")
+        return _study(cfg, sweeper, overrides, folder)
+    if sweeper != "basic":
+        raise ValueError(
+            f"hydra/sweeper {sweeper!r}: eqxppo runs Hydra's basic sweeper and "
+            f"Hypersweeper's {sorted(SWEEPERS)}."
+        )
+    return [
+        _job(compose_tree(config_dir, config_name, job), number, job, folder / str(number))
+        for number, job in enumerate(jobs)
+    ]

@@ -1,0 +1,205 @@
+"""Running what an ARLBench tree asks for, writing what ARLBench's users read beside
+eqxppo's own files.
+
+A job's folder gets ARLBench's `performance.csv` (the objective) and `done.txt` (a
+finished job: running the tree again skips it and reads the objective back, as
+`run_arlbench.py` does), and eqxppo's `config.yaml` (the composed tree, resolved),
+`metrics.csv` (one row per evaluation: returns and losses) and `checkpoint.eqx`.
+A multirun's jobs that differ only in `autorl.seed`, on a JAX-native framework, train as
+one population (one compiled program, the seeds side by side); member `seed` starts from
+`fold_in(key(0), seed)` exactly as the job alone would. A study's folder gets
+`eqxppo tune`'s files and Hypersweeper's `runhistory.csv` and `incumbent.json`.
+"""
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.random as jr
+import numpy as np
+
+from ..autorl import Trial, incumbent, make_envs, tune
+from ..configspaces import HPO_KEYS, read_search_space
+from ..ppo import PPO, Population, PPOTrainingResult, save
+from ..tracking import (
+    AbstractLogger,
+    evaluation_rows,
+    evaluation_steps,
+    final_metrics,
+    log_rows,
+    member_result,
+)
+from ._plan import Job, Study
+
+
+def _objectives(returns: np.ndarray, job: Job) -> dict[str, float]:
+    """ARLBench's objectives of the last evaluation (`optimize_objectives="lower"`
+    negates `reward_mean`; `"upper"` negates `reward_std`)."""
+    upper = job.autorl["optimize_objectives"] == "upper"
+    values = {"reward_mean": float(returns.mean()) * (1 if upper else -1),
+              "reward_std": float(returns.std()) * (-1 if upper else 1)}  # fmt: skip
+    return {name: values[name] for name in job.autorl["objectives"]}
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _finish_job(
+    job: Job, agent: PPO, state: Any, result: PPOTrainingResult, loggers: Sequence[AbstractLogger]
+) -> float:
+    import yaml
+
+    end = int(state.runner_state.global_step)
+    n_evals = job.autorl["n_eval_steps"]
+    rows = evaluation_rows(result, steps=evaluation_steps(start_step=0, end_step=end,
+                                                          n_evaluations=n_evals))  # fmt: skip
+    objectives = _objectives(np.asarray(result.eval_rewards)[-1], job)
+    job.out.mkdir(parents=True, exist_ok=True)
+    (job.out / "config.yaml").write_text(yaml.safe_dump(
+        {**job.config, "overrides": list(job.overrides)}, sort_keys=False))  # fmt: skip
+    _write_csv(job.out / "metrics.csv", rows)
+    save(job.out / "checkpoint.eqx", agent, state)
+    # ARLBench's: one objective as a number, several as their mapping.
+    performance = next(iter(objectives.values())) if len(objectives) == 1 else objectives
+    (job.out / "performance.csv").write_text(str(performance))
+    (job.out / "done.txt").write_text("yes")
+    name = job.out.name if job.number == 0 and not job.overrides else f"job_{job.number}"
+    for logger in loggers:
+        run = logger.start_run(name, config={**job.config["hp_config"], **job.autorl["nas_config"],
+                                             "seed": job.autorl["seed"]})  # fmt: skip
+        log_rows(run, rows)
+        run.finish(final_metrics(rows))
+    return float(next(iter(objectives.values())))
+
+
+def _agent(job: Job, env: Any, eval_env: Any) -> PPO:
+    return PPO(job.config.get("hp_config") or {}, env, eval_env=eval_env,
+               nas_config=job.autorl["nas_config"], cnn_policy=job.autorl["cnn_policy"],
+               deterministic_eval=job.autorl["deterministic_eval"], track_metrics=True)  # fmt: skip
+
+
+def _budget(job: Job) -> dict[str, int]:
+    return {"n_total_timesteps": job.autorl["n_total_timesteps"],
+            "n_eval_steps": job.autorl["n_eval_steps"],
+            "n_eval_episodes": job.autorl["n_eval_episodes"]}  # fmt: skip
+
+
+def _same_but_seed(a: Job, b: Job) -> bool:
+    strip = lambda job: {**job.config, "autorl": {**job.autorl, "seed": None}, "seed": None}
+    return strip(a) == strip(b)
+
+
+def run_jobs(jobs: Sequence[Job], *, loggers: Sequence[AbstractLogger] = ()) -> list[float]:
+    """Run each job (or read back a finished one's objective); returns the objectives."""
+    values: dict[int, float] = {}
+    todo = []
+    for job in jobs:
+        if (job.out / "done.txt").exists() and (job.out / "performance.csv").exists():
+            values[job.number] = float((job.out / "performance.csv").read_text().split(",")[0])
+        else:
+            todo.append(job)
+    while todo:
+        first = todo[0]
+        group = [job for job in todo if _same_but_seed(job, first)]
+        todo = [job for job in todo if job not in group]
+        env, eval_env = make_envs(first.autorl)
+        seeds = [job.autorl["seed"] for job in group]
+        if len(group) > 1 and env.vmappable and len(set(seeds)) == len(seeds):
+            pop = Population([first.config.get("hp_config") or {}], env, seeds, eval_env=eval_env,
+                             nas_config=first.autorl["nas_config"],
+                             cnn_policy=first.autorl["cnn_policy"],
+                             deterministic_eval=first.autorl["deterministic_eval"],
+                             track_metrics=True)  # fmt: skip
+            state, result = pop.train(pop.init(jr.key(0)), **_budget(first))
+            result = jax.block_until_ready(result)
+            for m, job in enumerate(group):
+                values[job.number] = _finish_job(
+                    job, PPO.from_population(pop, m, state), pop.member(state, m),
+                    member_result(result, m), loggers,
+                )  # fmt: skip
+            continue
+        for job in group:
+            if job is not first:
+                env, eval_env = make_envs(job.autorl)
+            agent = _agent(job, env, eval_env)
+            state = agent.init(jr.fold_in(jr.key(0), job.autorl["seed"]))
+            state, result = agent.train(*state, **_budget(job))
+            values[job.number] = _finish_job(job, agent, state, result, loggers)
+    return [values[job.number] for job in jobs]
+
+
+def _hypersweeper_files(study: Study, trials: Sequence[Trial], out: Path) -> None:
+    """`runhistory.csv` (one row per trial: its id, budget, performance, hyperparameters
+    by their `hp_config.` names) and `incumbent.json` (a JSON line each time the
+    incumbent changes, the last the final one), as Hypersweeper writes them."""
+    names = sorted({k for t in trials for k in t.config})
+    sign = 1 if study.maximize else -1  # the performance a job of the tree reports
+    rows = [{"config_id": t.number, "budget": t.budget, "seeds": " ".join(map(str, t.seeds)),
+             "status": t.status,
+             "performance": "" if t.objective is None else sign * t.objective,
+             **{f"hp_config.{k}": t.config.get(k, "") for k in names}} for t in trials]  # fmt: skip
+    if rows:
+        _write_csv(out / "runhistory.csv", rows)
+    lines, current, used, clock = [], None, 0, 0.0
+    for i, t in enumerate(trials):
+        used += t.budget * len(t.seeds)
+        clock += t.seconds
+        best = incumbent(trials[: i + 1])  # eqxppo's rule: the best at the largest budget
+        if best is not None and best is not current:
+            current = best
+            assert best.objective is not None
+            lines.append(json.dumps({
+                "config_id": best.number,
+                "config": {f"hp_config.{k}": v for k, v in best.config.items()},
+                "score": sign * best.objective,
+                "budget": best.budget, "budget_used": used,
+                "total_wallclock_time": round(clock, 3),
+            }))  # fmt: skip
+    (out / "incumbent.json").write_text("".join(line + "\n" for line in lines))
+
+
+def run_study(
+    study: Study, *, batch: int = 8, loggers: Sequence[AbstractLogger] = (), on_batch: Any = None
+) -> list[Trial]:
+    """The study as `eqxppo.autorl.tune` runs it: trials of `study.job`'s hyperparameters
+    with the search space's values, `batch` at a time as a population, at most
+    `max_budget` steps each over `study.seeds`; resumable from its folder."""
+    import yaml
+
+    out = study.job.out
+    out.mkdir(parents=True, exist_ok=True)
+    space_file = out / "search_space.yaml"
+    space_file.write_text(yaml.safe_dump(study.search_space, sort_keys=False))
+    space = read_search_space(space_file)
+    base = {k: v for k, v in (study.job.config.get("hp_config") or {}).items() if k in HPO_KEYS}
+    autorl = study.job.autorl
+    env_config = {k: autorl[k] for k in ("env_framework", "env_name", "env_kwargs",
+                                         "eval_env_kwargs", "n_envs", "cnn_policy",
+                                         "deterministic_eval", "nas_config",
+                                         "n_eval_episodes", "seed")}  # fmt: skip
+    group = out.resolve().name
+
+    def logged(new: list[Trial]) -> None:
+        from ..tracking import log_trials
+
+        log_trials(loggers, new, group=group)
+        if on_batch is not None:
+            on_batch(new)
+
+    trials = tune(
+        study.optimizer, space=space, env_config=env_config, n_trials=study.n_trials,
+        batch=batch, timesteps=study.max_budget, seeds=study.seeds, out=out, seed=study.seed,
+        on_batch=logged, base_config=base,
+        min_budget=study.min_budget if study.optimizer == "smac" else None,
+        eta=study.eta if study.optimizer == "smac" else 3,
+    )  # fmt: skip
+    _hypersweeper_files(study, trials, out)
+    return trials
