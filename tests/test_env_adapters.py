@@ -277,3 +277,25 @@ def test_arlbench_s_random_actions_step_every_framework(framework):
         return env.step(env_state, env.sample_actions(key), key)[1]
 
     assert step(env, jr.key(1)).reward.shape == (4,)
+
+
+def test_an_arlbench_tree_trains_lunar_lander_on_envpool(tmp_path, monkeypatch):
+    # ARLBench's box2d_lunar_lander environment file (envpool's LunarLander-v2) composed
+    # from an experiment tree, with a tiny budget from the command line's overrides.
+    _require("envpool")
+    pytest.importorskip("hydra", reason="hydra not installed: pip install 'eqxppo[hydra]'")
+    from test_experiments import write_tree
+
+    from eqxppo.experiments import plan, run_jobs
+
+    monkeypatch.chdir(tmp_path)
+    tree = write_tree(tmp_path / "configs")
+    overrides = ["environment=box2d_lunar_lander", "seed=3",
+                 "environment.n_total_timesteps=512", "environment.n_envs=2"]  # fmt: skip
+    (job,) = plan(tree, overrides=overrides)
+    assert (job.autorl["env_framework"], job.autorl["env_name"]) == ("envpool", "LunarLander-v2")
+    (value,) = run_jobs([job])
+    assert np.isfinite(value) and job.out == tmp_path / "results" / "ppo_LunarLander-v2" / "3"
+    rows = (job.out / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2  # header and the tree's n_eval_steps evaluations
+    assert float((job.out / "performance.csv").read_text()) == value

@@ -138,10 +138,10 @@ def plan(
         if len(jobs) > 1:
             raise ValueError(f"the overrides sweep over {len(jobs)} jobs: add -m (--multirun).")
         cfg = compose_tree(config_dir, config_name, overrides)
-        return [_job(cfg, 0, overrides, Path(out or str(cfg.hydra.run.dir)))]
+        return [_job(cfg, 0, overrides, Path(out or str(cfg.hydra.run.dir)).absolute())]
     cfg = compose_tree(config_dir, config_name, fixed_overrides(overrides))
     sweeper = cfg.hydra.runtime.choices.get("hydra/sweeper")
-    folder = Path(out or str(cfg.hydra.sweep.dir))
+    folder = Path(out or str(cfg.hydra.sweep.dir)).absolute()
     if sweeper in SWEEPERS:
         if len(jobs) > 1:
             raise ValueError(f"{sweeper} samples the configurations: drop the sweep overrides.")

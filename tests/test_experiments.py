@@ -1,0 +1,333 @@
+"""ARLBench experiment trees: composed by Hydra from files in ARLBench's layout and keys
+(written here), run as a job, a seed multirun and an HPO study."""
+
+import csv
+import json
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from eqxppo.__main__ import main
+from eqxppo.experiments import Study, expand_sweeps, plan, run_jobs
+
+
+pytest.importorskip("hydra", reason="the experiment trees need eqxppo[hydra]")
+
+AUTORL = """\
+autorl:
+  seed: ${seed}
+  env_framework: ${environment.framework}
+  env_name: ${environment.name}
+  env_kwargs: ${environment.kwargs}
+  eval_env_kwargs: ${environment.eval_kwargs}
+  n_envs: ${environment.n_envs}
+  algorithm: ${algorithm}
+  cnn_policy: ${environment.cnn_policy}
+  deterministic_eval: ${environment.deterministic_eval}
+  nas_config: ${nas_config}
+  n_total_timesteps: ${environment.n_total_timesteps}
+  checkpoint: []
+  checkpoint_name: "default_checkpoint"
+  checkpoint_dir: "/tmp"
+  state_features: []
+  objectives: ["reward_mean"]
+  optimize_objectives: "upper"
+  n_eval_steps: 2
+  n_eval_episodes: 4
+"""
+FILES = {
+    "base.yaml": textwrap.dedent("""\
+        defaults:
+          - _self_
+          - /algorithm: ppo
+          - /environment: cc_cartpole
+          - search_space: ppo_cc
+        hydra:
+          run:
+            dir: results/${algorithm}_${environment.name}/${autorl.seed}
+          sweep:
+            dir: results/${algorithm}_${environment.name}/${autorl.seed}
+          job:
+            chdir: true
+        jax_enable_x64: ${environment.jax_enable_x64}
+        load_checkpoint: ""
+        seed: 42
+        """)
+    + AUTORL,
+    "random_search.yaml": textwrap.dedent("""\
+        defaults:
+          - _self_
+          - /algorithm: ppo
+          - /environment: cc_cartpole
+          - search_space: ppo_cc
+          - override hydra/sweeper: HyperRS
+        hydra:
+          sweeper:
+            n_trials: 4
+            search_space: ${search_space}
+            sweeper_kwargs:
+              maximize: true
+              max_parallelization: 1
+              seeds: [0, 1]
+          sweep:
+            dir: results/sobol/${algorithm}_${autorl.env_name}/${autorl.seed}
+        seed: 42
+        """)
+    + AUTORL,
+    "smac.yaml": textwrap.dedent("""\
+        defaults:
+          - _self_
+          - /algorithm: ppo
+          - /environment: cc_cartpole
+          - /search_space: ppo_cc
+          - override hydra/sweeper: HyperSMAC
+        hydra:
+          sweeper:
+            n_trials: 5
+            budget_variable: autorl.n_total_timesteps
+            search_space: ${search_space}
+            sweeper_kwargs:
+              maximize: true
+              min_budget: 256
+              max_budget: ${environment.n_total_timesteps}
+              optimizer_kwargs:
+                smac_facade:
+                  _target_: smac.facade.multi_fidelity_facade.MultiFidelityFacade
+                  _partial_: true
+                intensifier:
+                  _target_: smac.facade.multi_fidelity_facade.MultiFidelityFacade.get_intensifier
+                  _partial_: true
+                  eta: 2
+                  n_seeds: 1
+                scenario:
+                  seed: ${smac_seed}
+                  n_trials: ${hydra.sweeper.n_trials}
+                  min_budget: ${hydra.sweeper.sweeper_kwargs.min_budget}
+                  max_budget: ${environment.n_total_timesteps}
+                  deterministic: false
+                  n_workers: 1
+                  output_directory: ${hydra.sweep.dir}
+              seeds: [3]
+          sweep:
+            dir: results/smac/${algorithm}_${autorl.env_name}/${smac_seed}/${seed}
+        smac_seed: 7
+        seed: 42
+        """)
+    + AUTORL,
+    "algorithm/ppo.yaml": """\
+        # @package _global_
+        algorithm: ppo
+        hp_config:
+          clip_eps: 0.2
+          ent_coef: 0.0
+          gae_lambda: 0.95
+          gamma: 0.99
+          learning_rate: 0.001
+          max_grad_norm: 0.5
+          minibatch_size: 64
+          n_steps: 32
+          normalize_advantage: true
+          normalize_observations: false
+          update_epochs: 2
+          vf_clip_eps: 0.2
+          vf_coef: 0.5
+        nas_config:
+          activation: tanh
+          hidden_size: 16
+        """,
+    "algorithm/dqn.yaml": """\
+        # @package _global_
+        algorithm: dqn
+        hp_config:
+          learning_rate: 0.0003
+        nas_config:
+          activation: tanh
+          hidden_size: 64
+        """,
+    "environment/cc_cartpole.yaml": """\
+        name: "CartPole-v1"
+        framework: "gymnax"
+        n_total_timesteps: 1024
+        kwargs: {}
+        eval_kwargs: {}
+        cnn_policy: False
+        deterministic_eval: True
+        jax_enable_x64: False
+        n_envs: 4
+        """,
+    "environment/cc_acrobot.yaml": """\
+        name: "Acrobot-v1"
+        framework: "gymnax"
+        n_total_timesteps: 1e3
+        kwargs: {}
+        eval_kwargs: {}
+        cnn_policy: False
+        deterministic_eval: True
+        jax_enable_x64: False
+        n_envs: 2
+        """,
+    "environment/box2d_lunar_lander.yaml": """\
+        name: "LunarLander-v2"
+        framework: "envpool"
+        n_total_timesteps: 1e6
+        kwargs: {}
+        eval_kwargs: {}
+        cnn_policy: False
+        deterministic_eval: True
+        jax_enable_x64: False
+        n_envs: 8
+        """,
+    "search_space/ppo_cc.yaml": """\
+        seed: 0
+        hyperparameters:
+          hp_config.learning_rate:
+            type: uniform_float
+            upper: 0.01
+            lower: 1.0e-04
+            log: true
+          hp_config.ent_coef:
+            type: uniform_float
+            upper: 0.1
+            lower: 0.0
+            log: false
+        """,
+    "incumbent/ppo_cartpole_test.yaml": """\
+        # @package _global_
+        defaults:
+          - override /environment: cc_acrobot
+          - override /algorithm: ppo
+        hpo_method: test
+        hp_config:
+          learning_rate: 0.003
+          gamma: 0.98
+        """,
+}
+
+
+def write_tree(folder):
+    """An experiment tree in ARLBench's layout (examples/configs), small budgets."""
+    for name, text in FILES.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))  # (the top files are dedented already)
+    return folder
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # Hydra's relative folders land here
+    return write_tree(tmp_path / "configs")
+
+
+def _csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_job_composes_groups_incumbents_and_overrides(tree, tmp_path):
+    (job,) = plan(tree)
+    assert job.config["hp_config"]["n_steps"] == 32 and job.autorl["env_name"] == "CartPole-v1"
+    assert job.autorl["n_total_timesteps"] == 1024 and job.autorl["seed"] == 42
+    assert job.out == tmp_path / "results" / "ppo_CartPole-v1" / "42"
+    assert job.autorl["nas_config"] == {"activation": "tanh", "hidden_size": 16}
+    (job,) = plan(tree, overrides=["+incumbent=ppo_cartpole_test", "seed=5",
+                                   "hp_config.clip_eps=0.3"])  # fmt: skip
+    # The incumbent switches the environment and replaces two hyperparameters.
+    assert job.autorl["env_name"] == "Acrobot-v1" and job.autorl["n_total_timesteps"] == 1000
+    assert job.config["hp_config"]["learning_rate"] == 0.003
+    assert job.config["hp_config"]["clip_eps"] == 0.3 and job.autorl["seed"] == 5
+    assert job.out == tmp_path / "results" / "ppo_Acrobot-v1" / "5"
+
+
+@pytest.mark.parametrize(("overrides", "match"), [
+    (["environment=nope"], "Could not find 'environment/nope'"),
+    (["algorithm=dqn"], "eqxppo runs PPO"),
+    (["hp_config.not_a_key=1"], "hp_config.not_a_key"),
+    (["seed=0,1"], "add -m"),
+])  # fmt: skip
+def test_what_the_tree_cannot_run_is_named(tree, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        plan(tree, overrides=overrides)
+
+
+def test_sweeps_expand_in_hydras_order():
+    assert expand_sweeps(["a=1,2", "b=x", "c=range(0,2)"]) == [
+        ["a=1", "b=x", "c=0"], ["a=1", "b=x", "c=1"], ["a=2", "b=x", "c=0"], ["a=2", "b=x", "c=1"],
+    ]  # fmt: skip
+
+
+def test_a_study_maps_hypersweepers_settings_onto_tune(tree, tmp_path):
+    study = plan(tree, config_name="smac", multirun=True, overrides=["seed=1"])
+    assert isinstance(study, Study)
+    assert (study.optimizer, study.n_trials, study.min_budget, study.max_budget, study.eta,
+            study.seeds, study.seed) == ("smac", 5, 256, 1024, 2, (3,), 7)  # fmt: skip
+    assert study.job.out == tmp_path / "results" / "smac" / "ppo_CartPole-v1" / "7" / "1"
+    assert set(study.search_space["hyperparameters"]) == {"hp_config.learning_rate",
+                                                          "hp_config.ent_coef"}  # fmt: skip
+    study = plan(tree, config_name="random_search", multirun=True)
+    assert (study.optimizer, study.n_trials, study.min_budget, study.seeds) == (
+        "random", 4, None, (0, 1))  # fmt: skip
+
+
+def test_a_seed_multirun_is_one_population_whose_jobs_match_single_runs(tree, tmp_path):
+    jobs = plan(tree, multirun=True, overrides=["seed=0,1", "hp_config.clip_eps=0.3"])
+    assert [j.out for j in jobs] == [tmp_path / "results" / "ppo_CartPole-v1" / "42" / str(n)
+                                     for n in (0, 1)]  # fmt: skip
+    values = run_jobs(jobs)
+    (alone,) = plan(tree, overrides=["seed=1", "hp_config.clip_eps=0.3"], out=tmp_path / "alone")
+    (value,) = run_jobs([alone])
+    np.testing.assert_allclose(values[1], value, rtol=1e-5)
+    for job, v in zip(jobs, values):
+        rows = _csv(job.out / "metrics.csv")
+        assert [int(r["step"]) for r in rows] == [512, 1024]
+        assert float(rows[-1]["mean_return"]) == pytest.approx(v, abs=1e-3)
+        assert float((job.out / "performance.csv").read_text()) == v
+        assert (job.out / "done.txt").read_text() == "yes" and (job.out / "checkpoint.eqx").exists()
+    # Rerunning reads the finished jobs back (ARLBench's done.txt) instead of training.
+    (jobs[0].out / "performance.csv").write_text("12.5")
+    assert run_jobs(jobs)[0] == 12.5
+
+
+def test_missing_hydra_is_one_line(tree, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "hydra", None)
+    assert main(["arlbench", str(tree)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install 'eqxppo[hydra]'" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.e2e
+def test_random_study_runs_from_the_tree_with_one_command(tree, tmp_path, capsys):
+    assert main(["arlbench", str(tree), "--config-name=random_search", "-m", "--batch", "4",
+                 "hp_config.gamma=0.95"]) == 0  # fmt: skip
+    out = tmp_path / "results" / "sobol" / "ppo_CartPole-v1" / "42"
+    history = _csv(out / "runhistory.csv")
+    assert len(history) == 4 and all(r["seeds"] == "0 1" for r in history)
+    assert {"hp_config.learning_rate", "hp_config.ent_coef"} <= set(history[0])
+    best = max(history, key=lambda r: float(r["performance"]))
+    last = json.loads((out / "incumbent.json").read_text().splitlines()[-1])
+    assert last["config_id"] == int(best["config_id"])
+    assert last["score"] == pytest.approx(float(best["performance"]))
+    trials = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    assert [t["objective"] for t in trials] == [float(r["performance"]) for r in history]
+    assert "incumbent: trial" in capsys.readouterr().out
+
+
+@pytest.mark.e2e
+def test_smac_study_asks_budgets_between_the_trees_bounds(tree, tmp_path):
+    assert main(["arlbench", str(tree), "--config-name=smac", "-m", "--batch", "5"]) == 0
+    out = tmp_path / "results" / "smac" / "ppo_CartPole-v1" / "7" / "42"
+    budgets = {int(r["budget"]) for r in _csv(out / "runhistory.csv")}
+    assert min(budgets) >= 256 and max(budgets) <= 1024 and len(budgets) > 1, budgets
+
+
+@pytest.mark.e2e
+def test_a_seed_multirun_from_the_command_line_logs_each_job(tree, tmp_path):
+    pytest.importorskip("tensorboardX")
+    assert main(["arlbench", str(tree), "-m", "autorl.seed=0,1", "--logger",
+                 "csv,tensorboard"]) == 0  # fmt: skip
+    out = tmp_path / "results" / "ppo_CartPole-v1" / "42"
+    rows = _csv(out / "results.csv")
+    assert [r["seed"] for r in rows] == ["0", "1"]
+    assert sorted(p.name for p in (out / "tensorboard").iterdir()) == ["job_0", "job_1"]
