@@ -233,9 +233,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     """The subcommand's flags; `arlbench` keeps the rest as its Hydra overrides."""
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
-    flags = [item for item in rest if item.startswith("-")]
-    if args.command != "arlbench" or flags:
-        parser.error(f"unrecognized arguments: {' '.join(flags or rest)}")
+    unknown = rest if args.command != "arlbench" else [r for r in rest if r.startswith("-")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.overrides = rest
     return args
 

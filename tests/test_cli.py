@@ -129,6 +129,8 @@ def test_sweep_ranks_configurations(tmp_path, capsys):
         (["train", "--resume", "no/such/dir"], "no/such/dir"),
         (["evaluate", "no/such/dir"], "no/such/dir"),
         (["sweep", "--n-configs", "0", "--out", "x"], "--n-configs"),
+        (["train", "stray"], "unrecognized arguments: stray"),
+        (["arlbench", "configs", "seed=1", "--no-such-flag"], "--no-such-flag"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(args, needle, tmp_path, monkeypatch, capsys):

@@ -299,3 +299,22 @@ def test_an_arlbench_tree_trains_lunar_lander_on_envpool(tmp_path, monkeypatch):
     rows = (job.out / "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + 2  # header and the tree's n_eval_steps evaluations
     assert float((job.out / "performance.csv").read_text()) == value
+
+
+def test_tune_trains_envpool_trials_one_by_one_and_they_learn(tmp_path):
+    # envpool cannot be vmapped: `tune` trains each member alone (a population would
+    # refuse it), from the start, and a trial asked again at a larger budget trains anew.
+    _require("envpool")
+    from ConfigSpace import ConfigurationSpace
+
+    from eqxppo.autorl import tune
+
+    env_config = {"env_framework": "envpool", "env_name": "CartPole-v1", "n_envs": 4,
+                  "n_eval_episodes": 4}  # fmt: skip
+    space = ConfigurationSpace({"learning_rate": (1e-3, 3e-3)}, seed=0)
+    trials = tune("random", space=space, env_config=env_config, n_trials=2, batch=2,
+                  timesteps=20_000, seeds=(0, 1), out=tmp_path, reports=2,
+                  base_config={**HPO, "n_steps": 64})  # fmt: skip
+    assert [t.status for t in trials] == ["complete", "complete"]
+    # A random policy's CartPole return is about 20.
+    assert all(t.objective is not None and t.objective > 60 for t in trials), trials

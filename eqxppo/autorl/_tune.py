@@ -5,7 +5,8 @@ objective is the mean over seeds of the last evaluation's mean return (higher is
 better). A batch is one `Population` per distinct remaining budget, so its static groups
 compile side by side, and each structure compiles once per process. A trial in which any
 seed diverged is told as failed (Optuna `FAIL`, SMAC `CRASHED` with infinite cost) and
-the loop goes on.
+the loop goes on. On envpool or gymnasium (no `vmap`), the members train one after
+another, each from the start (see `_Batch`).
 
 Every finished trial is appended to `out/trials.jsonl` (flushed and synced) before the
 next batch starts, so an interrupted run loses at most the batch in flight; `tune` on
@@ -28,7 +29,7 @@ import numpy as np
 from ConfigSpace import ConfigurationSpace
 
 from .._counts import Count, as_count
-from ..ppo import Population, PPORunnerState
+from ..ppo import PPO, Population, PPORunnerState
 from . import _config
 from ._optimizers import Ask, make_optimizer
 
@@ -74,7 +75,15 @@ def _key(config: Mapping[str, Any]) -> str:
 
 
 class _Batch:
-    """Trains asked trials as populations, keeping their states for continuation."""
+    """Trains asked trials as populations, keeping their states for continuation.
+
+    On a framework whose state lives outside JAX (envpool, gymnasium), which cannot be
+    vmapped, each member trains on its own, one after another, from a fresh start:
+    such environments are shared by every agent made with the same seed in a process
+    (envpool keeps one pool per name, size and seed), so a member's state is not kept
+    for a later, larger budget (another member has stepped its environments since), and
+    that trial trains again from the start.
+    """
 
     def __init__(
         self,
@@ -100,15 +109,48 @@ class _Batch:
                 out[a] = result
         return out
 
+    def _options(self) -> dict[str, Any]:
+        return {"nas_config": self.config["nas_config"], "cnn_policy": self.config["cnn_policy"],
+                "deterministic_eval": self.config["deterministic_eval"]}  # fmt: skip
+
     def _train(self, asks: Sequence[Ask], steps: int, report: Callable) -> list[dict]:
         start = time.perf_counter()
         n_seeds = len(self.seeds)
+        chunk = math.ceil(steps / self.reports) if steps else 0
+        episodes = self.config["n_eval_episodes"]
+        budget = {"n_total_timesteps": chunk, "n_eval_steps": 1, "n_eval_episodes": episodes}
+        n_reports = self.reports if steps else 0
+        train = self._population if self.env.vmappable else self._one_by_one
+        returns, members = train(asks, steps, n_reports, budget)  # (reports, members)
+        values = np.full(len(asks), np.nan)
+        pruned = [False] * len(asks)
+        for r in range(n_reports):
+            values = returns[r].reshape(len(asks), n_seeds).mean(-1)
+            for i, ask in enumerate(asks):
+                if not pruned[i] and r < self.reports - 1:
+                    pruned[i] = report(ask, float(values[i]), r)
+        diverged = np.reshape([bool(m.diverged) for m in members], (len(asks), n_seeds))
+        seconds = time.perf_counter() - start
+        results = []
+        for i, ask in enumerate(asks):
+            if self.env.vmappable:
+                done = self.states.get(_key(ask.config), (None, 0))[1]
+                self.states[_key(ask.config)] = (members[i * n_seeds : (i + 1) * n_seeds],
+                                                 done + steps)  # fmt: skip
+            failed = bool(diverged[i].any()) or not np.isfinite(values[i])
+            results.append({"value": None if failed else float(values[i]), "pruned": pruned[i],
+                            "seconds": seconds / len(asks)})  # fmt: skip
+        return results
+
+    def _population(
+        self, asks: Sequence[Ask], steps: int, n_reports: int, budget: dict[str, int]
+    ) -> tuple[np.ndarray, list[PPORunnerState]]:
+        """The asked members as one population, continuing kept members: each report's
+        last evaluation's mean return per member, and the members' states."""
+        n_seeds = len(self.seeds)
         pop = Population(
             [{**self.base, **a.config} for a in asks], self.env, self.seeds,
-            eval_env=self.eval_env,
-            nas_config=self.config["nas_config"], cnn_policy=self.config["cnn_policy"],
-            deterministic_eval=self.config["deterministic_eval"],
-            planned_timesteps=max(steps, 1),
+            eval_env=self.eval_env, planned_timesteps=max(steps, 1), **self._options(),
         )  # fmt: skip
         state = pop.init(jr.key(0))
         if any(_key(a.config) in self.states for a in asks):
@@ -119,30 +161,32 @@ class _Batch:
                     m = i * n_seeds + j
                     members.append(kept[0][j] if kept else pop.member(state, m).runner_state)
             state = pop.state_from_members(members)
-        values = np.full(len(asks), np.nan)
-        pruned = [False] * len(asks)
-        chunk = math.ceil(steps / self.reports) if steps else 0
-        for r in range(self.reports if steps else 0):
-            episodes = self.config["n_eval_episodes"]
-            state, result = pop.train(
-                state, n_total_timesteps=chunk, n_eval_steps=1, n_eval_episodes=episodes
-            )
-            rewards = np.asarray(jax.block_until_ready(result.eval_rewards))[:, -1].mean(-1)
-            values = rewards.reshape(len(asks), n_seeds).mean(-1)
-            for i, ask in enumerate(asks):
-                if not pruned[i] and r < self.reports - 1:
-                    pruned[i] = report(ask, float(values[i]), r)
-        diverged = np.any(np.reshape(pop.diverged(state), (len(asks), n_seeds)), axis=-1)
-        seconds = time.perf_counter() - start
-        results = []
-        for i, ask in enumerate(asks):
-            done = self.states.get(_key(ask.config), (None, 0))[1]
-            members = [pop.member(state, i * n_seeds + j).runner_state for j in range(n_seeds)]
-            self.states[_key(ask.config)] = (members, done + steps)
-            failed = bool(diverged[i]) or not np.isfinite(values[i])
-            results.append({"value": None if failed else float(values[i]), "pruned": pruned[i],
-                            "seconds": seconds / len(asks)})  # fmt: skip
-        return results
+        returns = np.zeros((n_reports, pop.n_members))
+        for r in range(n_reports):
+            state, result = pop.train(state, **budget)
+            rewards = np.asarray(jax.block_until_ready(result.eval_rewards))
+            returns[r] = rewards[:, -1].mean(-1)
+        return returns, [pop.member(state, m).runner_state for m in range(pop.n_members)]
+
+    def _one_by_one(
+        self, asks: Sequence[Ask], steps: int, n_reports: int, budget: dict[str, int]
+    ) -> tuple[np.ndarray, list[PPORunnerState]]:
+        """As `_population`, one member after another, each from the start (member
+        `(i, seed)` from `fold_in(key(0), seed)`, on environments seeded with `seed`)."""
+        del steps
+        returns = np.zeros((n_reports, len(asks) * len(self.seeds)))
+        members = []
+        for ask in asks:
+            for seed in self.seeds:
+                env, eval_env = _config.make_envs({**self.config, "seed": seed})
+                agent = PPO({**self.base, **ask.config}, env, eval_env=eval_env,
+                            **self._options())  # fmt: skip
+                state = agent.init(jr.fold_in(jr.key(0), seed))
+                for r in range(n_reports):
+                    state, result = agent.train(*state, **budget)
+                    returns[r, len(members)] = np.asarray(result.eval_rewards)[-1].mean()
+                members.append(state.runner_state)
+        return returns, members
 
 
 def tune(
