@@ -14,7 +14,9 @@ from eqxppo import (
     PPOTrainingResult,
     make_env,
 )
+from eqxppo.autorl import Trial
 from eqxppo.configspaces import PPOHyperparams, parse_hpo_config, parse_nas_config
+from eqxppo.experiments import Job, Study, plan, run_jobs, run_study
 from eqxppo.networks import AbstractActorCritic
 from eqxppo.ppo import (
     Batch,
@@ -26,6 +28,16 @@ from eqxppo.ppo import (
     predict,
     predict_recurrent,
     train,
+)
+from eqxppo.tracking import (
+    AbstractLogger,
+    CSVLogger,
+    Row,
+    TensorBoardLogger,
+    evaluation_rows,
+    evaluation_steps,
+    log_population,
+    member_result,
 )
 
 
@@ -111,6 +123,26 @@ def population_and_checkpoint(path: str) -> Float[Array, "n_members n_eval_steps
     agent, restored = eqxppo.load(path)
     agent.train(*restored, n_total_timesteps=1_000, n_eval_steps=1)
     return result.eval_rewards
+
+
+def logged_population(folder: str) -> list[Row]:
+    """A population's members as runs in CSV and TensorBoard; the rows themselves."""
+    env = make_env("gymnax", "CartPole-v1", n_envs=4)
+    pop = PPO.population([{"learning_rate": 1e-3}], env, seeds=(0, 1), track_metrics=True)
+    state, result = pop.train(pop.init(jax.random.key(0)), n_total_timesteps=2_048)
+    loggers: list[AbstractLogger] = [CSVLogger(folder), TensorBoardLogger(folder)]
+    end = int(pop.member(state, 0).runner_state.global_step)
+    log_population(loggers, pop, state, result, start_step=0, end_step=end, group="typed")
+    steps = evaluation_steps(start_step=0, end_step=end, n_evaluations=10)
+    return evaluation_rows(member_result(result, 0), steps=steps)
+
+
+def experiment_tree(folder: str) -> list[float] | list[Trial]:
+    """ARLBench's tree: a job, or a study when the tree's sweeper is Hypersweeper's."""
+    planned: list[Job] | Study = plan(folder, config_name="random_search", multirun=True)
+    if isinstance(planned, Study):
+        return run_study(planned, batch=4)
+    return run_jobs(planned)
 
 
 print(eqxppo.__version__)
