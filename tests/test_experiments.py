@@ -5,6 +5,7 @@ import csv
 import json
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -331,3 +332,16 @@ def test_a_seed_multirun_from_the_command_line_logs_each_job(tree, tmp_path):
     rows = _csv(out / "results.csv")
     assert [r["seed"] for r in rows] == ["0", "1"]
     assert sorted(p.name for p in (out / "tensorboard").iterdir()) == ["job_0", "job_1"]
+
+
+def test_the_example_tree_composes(monkeypatch, tmp_path):
+    # examples/arlbench_configs, which the README runs: every top file and the incumbent.
+    monkeypatch.chdir(tmp_path)
+    tree = Path(__file__).parent.parent / "examples" / "arlbench_configs"
+    (job,) = plan(tree, overrides=["+incumbent=ppo_cartpole_example"])
+    assert job.config["hp_config"]["learning_rate"] == 0.001 and job.autorl["n_envs"] == 8
+    assert len(plan(tree, multirun=True, overrides=["seed=0,1,2"])) == 3
+    for name, optimizer in (("random_search", "random"), ("smac", "smac")):
+        study = plan(tree, config_name=name, multirun=True)
+        assert isinstance(study, Study) and study.optimizer == optimizer
+        assert len(study.search_space["hyperparameters"]) == 9  # ARLBench's ppo_cc
