@@ -247,6 +247,8 @@ def test_a_job_composes_groups_incumbents_and_overrides(tree, tmp_path):
     (["algorithm=dqn"], "eqxppo runs PPO"),
     (["hp_config.not_a_key=1"], "hp_config.not_a_key"),
     (["seed=0,1"], "add -m"),
+    (["+hp_config.not_ppos=1"], "not_ppos"),
+    (["hp_config.gamma=2"], "gamma"),
 ])  # fmt: skip
 def test_what_the_tree_cannot_run_is_named(tree, overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -288,7 +290,8 @@ def test_a_seed_multirun_is_one_population_whose_jobs_match_single_runs(tree, tm
         assert (job.out / "done.txt").read_text() == "yes" and (job.out / "checkpoint.eqx").exists()
     # Rerunning reads the finished jobs back (ARLBench's done.txt) instead of training.
     (jobs[0].out / "performance.csv").write_text("12.5")
-    assert run_jobs(jobs)[0] == 12.5
+    (jobs[1].out / "performance.csv").write_text("{'reward_mean': 7.0, 'reward_std': -1.0}")
+    assert run_jobs(jobs) == [12.5, 7.0]
 
 
 def test_missing_hydra_is_one_line(tree, monkeypatch, capsys):

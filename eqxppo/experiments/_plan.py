@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from .._counts import as_count
 from ..autorl import merge_config
+from ..configspaces import parse_hpo_config, parse_nas_config
 from ._compose import SWEEPERS, compose_tree, expand_sweeps, fixed_overrides
 
 
@@ -63,6 +64,9 @@ def _job(cfg: Any, number: int, overrides: Sequence[str], out: Path) -> Job:
     checkpoints = ("checkpoint", "checkpoint_name", "checkpoint_dir")
     autorl = merge_config({k: v for k, v in config.get("autorl", {}).items()
                            if k not in checkpoints})  # fmt: skip
+    # What PPO would refuse at training time is the tree's mistake: say so now.
+    parse_hpo_config(config.get("hp_config") or {})
+    parse_nas_config(autorl["nas_config"], autorl["cnn_policy"])
     unknown = [o for o in autorl["objectives"] if o not in JOB_OBJECTIVES]
     if unknown:
         raise ValueError(

@@ -11,6 +11,7 @@ one population (one compiled program, the seeds side by side); member `seed` sta
 `eqxppo tune`'s files and Hypersweeper's `runhistory.csv` and `incumbent.json`.
 """
 
+import ast
 import csv
 import json
 from collections.abc import Sequence
@@ -73,11 +74,21 @@ def _finish_job(
     (job.out / "done.txt").write_text("yes")
     name = job.out.name if job.number == 0 and not job.overrides else f"job_{job.number}"
     for logger in loggers:
-        run = logger.start_run(name, config={**job.config["hp_config"], **job.autorl["nas_config"],
-                                             "seed": job.autorl["seed"]})  # fmt: skip
+        config = {**(job.config.get("hp_config") or {}), **job.autorl["nas_config"],
+                  "seed": job.autorl["seed"]}  # fmt: skip
+        run = logger.start_run(name, config=config)
         log_rows(run, rows)
         run.finish(final_metrics(rows))
     return float(next(iter(objectives.values())))
+
+
+def _read_performance(job: Job) -> float:
+    """A finished job's first objective, from `performance.csv` as `_finish_job` wrote it
+    (a number, or a mapping of several)."""
+    text = (job.out / "performance.csv").read_text().strip()
+    if text.startswith("{"):
+        return float(ast.literal_eval(text)[job.autorl["objectives"][0]])
+    return float(text)
 
 
 def _agent(job: Job, env: Any, eval_env: Any) -> PPO:
@@ -103,7 +114,7 @@ def run_jobs(jobs: Sequence[Job], *, loggers: Sequence[AbstractLogger] = ()) -> 
     todo = []
     for job in jobs:
         if (job.out / "done.txt").exists() and (job.out / "performance.csv").exists():
-            values[job.number] = float((job.out / "performance.csv").read_text().split(",")[0])
+            values[job.number] = _read_performance(job)
         else:
             todo.append(job)
     while todo:
