@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._csv import write_csv as write_csv
 from .._extras import MissingExtraError
 from ..configspaces import HPO_KEYS, NAS_KEYS
 from ..tracking import AbstractLogger, make_loggers, parse_loggers
@@ -126,18 +127,6 @@ def open_loggers(text: str, out: Path | None) -> list[AbstractLogger]:
         return make_loggers(names, out) if names and out is not None else []
     except MissingExtraError as error:
         raise UserError(str(error)) from None
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Rewrite `path` with `rows` (atomically: a crash leaves the previous file); the
-    columns are all the rows' keys, first seen first (a row without one leaves it empty)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        columns = list(dict.fromkeys(key for row in rows for key in row))
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:

@@ -12,7 +12,6 @@ one population (one compiled program, the seeds side by side); member `seed` sta
 """
 
 import ast
-import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ import jax
 import jax.random as jr
 import numpy as np
 
+from .._csv import write_csv
 from ..autorl import Trial, incumbent, make_envs, tune
 from ..configspaces import HPO_KEYS, read_search_space
 from ..ppo import PPO, Population, PPOTrainingResult, save
@@ -45,14 +45,6 @@ def _objectives(returns: np.ndarray, job: Job) -> dict[str, float]:
     return {name: values[name] for name in job.autorl["objectives"]}
 
 
-def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def _finish_job(
     job: Job, agent: PPO, state: Any, result: PPOTrainingResult, loggers: Sequence[AbstractLogger]
 ) -> float:
@@ -66,7 +58,7 @@ def _finish_job(
     job.out.mkdir(parents=True, exist_ok=True)
     (job.out / "config.yaml").write_text(yaml.safe_dump(
         {**job.config, "overrides": list(job.overrides)}, sort_keys=False))  # fmt: skip
-    _write_csv(job.out / "metrics.csv", rows)
+    write_csv(job.out / "metrics.csv", rows)
     save(job.out / "checkpoint.eqx", agent, state)
     # ARLBench's: one objective as a number, several as their mapping.
     performance = next(iter(objectives.values())) if len(objectives) == 1 else objectives
@@ -158,7 +150,7 @@ def _hypersweeper_files(study: Study, trials: Sequence[Trial], out: Path) -> Non
              "performance": "" if t.objective is None else sign * t.objective,
              **{f"hp_config.{k}": t.config.get(k, "") for k in names}} for t in trials]  # fmt: skip
     if rows:
-        _write_csv(out / "runhistory.csv", rows)
+        write_csv(out / "runhistory.csv", rows)
     lines, current, used, clock = [], None, 0, 0.0
     for i, t in enumerate(trials):
         used += t.budget * len(t.seeds)

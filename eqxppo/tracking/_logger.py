@@ -7,13 +7,14 @@ what a compiled `train` call returned, so logging costs the compiled program not
 """
 
 import abc
-import csv
 import json
 import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from .._csv import write_csv
 
 
 Scalars = Mapping[str, float]
@@ -68,13 +69,7 @@ class _CSVRun(AbstractRun):
 
     def log(self, step: int, scalars: Scalars) -> None:
         self.rows.append({"step": int(step), **{k: float(v) for k, v in scalars.items()}})
-        columns = list(dict.fromkeys(k for row in self.rows for k in row))
-        tmp = self.folder / ".metrics.csv.tmp"
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns, restval="")
-            writer.writeheader()
-            writer.writerows(self.rows)
-        tmp.replace(self.folder / "metrics.csv")
+        write_csv(self.folder / "metrics.csv", self.rows)
 
     def finish(self, final: Scalars) -> None:
         values = {k: None if math.isnan(v) else float(v) for k, v in final.items()}
