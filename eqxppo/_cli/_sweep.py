@@ -39,7 +39,7 @@ from ..sweeps import (
     run_task,
     sweep_tasks,
 )
-from ..tracking import final_metrics, log_rows, member_name
+from ..tracking import log_run, member_name
 from ._common import (
     UserError,
     load_config_file,
@@ -205,12 +205,9 @@ def sweep_command(args: argparse.Namespace) -> int:
     write_csv(out / "members.csv", [{"config": i, "seed": seed, **row}
                                     for i, seed, rows in members for row in rows])  # fmt: skip
     group = out.resolve().name
-    for logger in loggers:
-        for i, seed, rows in members:
-            run = logger.start_run(member_name(i, seed), group=group,
-                                   config={**configs[i], **(nas or {}), "seed": seed})  # fmt: skip
-            log_rows(run, rows)
-            run.finish(final_metrics(rows))
+    for i, seed, rows in members:
+        log_run(loggers, member_name(i, seed), rows, group=group,
+                config={**configs[i], **(nas or {}), "seed": seed})  # fmt: skip
     plot_ranks = np.array([ranks.get(i, args.n_configs + 1) for i in range(args.n_configs)])
     _plot(curves_arr, steps, plot_ranks, f"eqxppo sweep on {args.env}", out / "learning_curves.png")
     best = order[0]

@@ -29,8 +29,7 @@ from ..tracking import (
     AbstractLogger,
     evaluation_rows,
     evaluation_steps,
-    final_metrics,
-    log_rows,
+    log_run,
     member_result,
 )
 from ._plan import Job, Study
@@ -65,12 +64,9 @@ def _finish_job(
     (job.out / "performance.csv").write_text(str(performance))
     (job.out / "done.txt").write_text("yes")
     name = job.out.name if job.number == 0 and not job.overrides else f"job_{job.number}"
-    for logger in loggers:
-        config = {**(job.config.get("hp_config") or {}), **job.autorl["nas_config"],
-                  "seed": job.autorl["seed"]}  # fmt: skip
-        run = logger.start_run(name, config=config)
-        log_rows(run, rows)
-        run.finish(final_metrics(rows))
+    config = {**(job.config.get("hp_config") or {}), **job.autorl["nas_config"],
+              "seed": job.autorl["seed"]}  # fmt: skip
+    log_run(loggers, name, rows, config=config)
     return float(next(iter(objectives.values())))
 
 

@@ -6,6 +6,7 @@ the host, after a compiled call returns: they cost the program nothing."""
 from ._log import final_metrics as final_metrics
 from ._log import log_population as log_population
 from ._log import log_rows as log_rows
+from ._log import log_run as log_run
 from ._log import log_training as log_training
 from ._log import log_trials as log_trials
 from ._log import member_name as member_name

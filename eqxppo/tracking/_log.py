@@ -30,6 +30,22 @@ def final_metrics(rows: Sequence[Mapping[str, int | float]]) -> dict[str, float]
     return tagged(rows[-1]) if rows else {}
 
 
+def log_run(
+    loggers: Sequence[AbstractLogger],
+    name: str,
+    rows: Sequence[Mapping[str, int | float]],
+    *,
+    config: Mapping[str, Any],
+    group: str | None = None,
+) -> None:
+    """`rows` as one finished run called `name` in each logger, with `config` as its
+    hyperparameters and its last row as its final metrics."""
+    for logger in loggers:
+        run = logger.start_run(name, config=config, group=group)
+        log_rows(run, rows)
+        run.finish(final_metrics(rows))
+
+
 def log_training(
     loggers: Sequence[AbstractLogger],
     agent: PPO,
@@ -53,10 +69,7 @@ def log_training(
     ))  # fmt: skip
     config = {**hpo_config_to_dict(agent.config, agent.hparams), **agent.nas_config,
               **(extra_config or {})}  # fmt: skip
-    for logger in loggers:
-        run = logger.start_run(name, config=config, group=group)
-        log_rows(run, rows)
-        run.finish(final_metrics(rows))
+    log_run(loggers, name, rows, config=config, group=group)
 
 
 def member_name(config: int, seed: int) -> str:
@@ -90,10 +103,7 @@ def log_population(
         seed = population.member_seeds[m]
         config = {**population.member_hpo_config(m, state), **population.spec.nas_config,
                   "seed": seed}  # fmt: skip
-        for logger in loggers:
-            run = logger.start_run(member_name(m // n_seeds, seed), config=config, group=group)
-            log_rows(run, rows)
-            run.finish(final_metrics(rows))
+        log_run(loggers, member_name(m // n_seeds, seed), rows, config=config, group=group)
 
 
 def log_trials(
