@@ -255,6 +255,13 @@ def test_what_the_tree_cannot_run_is_named(tree, overrides, match):
         plan(tree, overrides=overrides)
 
 
+def test_a_study_with_a_search_space_ppo_lacks_is_named_when_planned(tree):
+    text = (tree / "search_space" / "ppo_cc.yaml").read_text()
+    (tree / "search_space" / "ppo_cc.yaml").write_text(text.replace("ent_coef", "eps_greedy"))
+    with pytest.raises(ValueError, match="the tree's search_space: unknown hyperparameter"):
+        plan(tree, config_name="random_search", multirun=True)
+
+
 def test_sweeps_expand_in_hydras_order():
     assert expand_sweeps(["a=1,2", "b=x", "c=range(0,2)"]) == [
         ["a=1", "b=x", "c=0"], ["a=1", "b=x", "c=1"], ["a=2", "b=x", "c=0"], ["a=2", "b=x", "c=1"],

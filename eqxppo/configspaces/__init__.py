@@ -14,6 +14,7 @@ from ._config import check_continuous as check_continuous
 from ._config import hpo_config_to_dict as hpo_config_to_dict
 from ._config import parse_hpo_config as parse_hpo_config
 from ._config import parse_nas_config as parse_nas_config
+from ._files import parse_search_space as parse_search_space
 from ._files import read_search_space as read_search_space
 from ._files import search_space_to_yaml as search_space_to_yaml
 from ._hpo import SEARCH_SPACES as SEARCH_SPACES

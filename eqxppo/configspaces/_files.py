@@ -90,7 +90,16 @@ def read_search_space(path: str | os.PathLike, seed: int | None = None) -> Confi
     yaml = require("yaml", "cli", what="a search space file")
     path = Path(path)
     data = yaml.safe_load(path.read_text())
-    where = f"search space {str(path)!r}"
+    return parse_search_space(data, name=path.stem, seed=seed,
+                              where=f"search space {str(path)!r}")  # fmt: skip
+
+
+def parse_search_space(
+    data: Any, *, name: str, seed: int | None = None, where: str = "search space"
+) -> ConfigurationSpace:
+    """The search space of a mapping in ARLBench's form (a YAML file's content, or an
+    experiment tree's composed `search_space`), as `read_search_space`; `where` names it
+    in errors."""
     if not isinstance(data, Mapping) or not isinstance(data.get("hyperparameters"), Mapping):
         raise ValueError(f"{where} must hold a mapping with `hyperparameters`.")
     extra = sorted(set(data) - {"seed", "hyperparameters"})
@@ -99,15 +108,15 @@ def read_search_space(path: str | os.PathLike, seed: int | None = None) -> Confi
             f"{where}: unsupported key(s) {extra} (conditions and forbidden clauses are "
             "not supported; PPO's hyperparameters have none)."
         )
-    space = ConfigurationSpace(name=path.stem, seed=data.get("seed") if seed is None else seed)
+    space = ConfigurationSpace(name=name, seed=data.get("seed") if seed is None else seed)
     for key, spec in data["hyperparameters"].items():
-        name = key.removeprefix(PREFIX)
-        if name not in HPO_KEYS:
+        hp_name = key.removeprefix(PREFIX)
+        if hp_name not in HPO_KEYS:
             raise ValueError(
                 f"{where}: unknown hyperparameter {key!r}; PPO's are "
                 f"{sorted(PREFIX + k for k in HPO_KEYS)} (the prefix is optional)."
             )
-        space.add(_hyperparameter(name, spec, where))
+        space.add(_hyperparameter(hp_name, spec, where))
     return space
 
 

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from .._counts import as_count
 from ..autorl import merge_config
-from ..configspaces import parse_hpo_config, parse_nas_config
+from ..configspaces import parse_hpo_config, parse_nas_config, parse_search_space
 from ._compose import SWEEPERS, compose_tree, expand_sweeps, fixed_overrides
 
 
@@ -94,6 +94,7 @@ def _study(cfg: Any, sweeper: str, overrides: Sequence[str], out: Path) -> Study
     space = settings.get("search_space") or job.config.get("search_space")
     if not space:
         raise ValueError("the study has no search space (hydra.sweeper.search_space).")
+    parse_search_space(space, name="search_space", where="the tree's search_space")
     seeds = kwargs.get("seeds") or [job.autorl["seed"]]
     seed = (
         scenario.get("seed", space.get("seed", 0)) if optimizer == "smac" else space.get("seed", 0)

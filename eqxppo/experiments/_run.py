@@ -23,13 +23,14 @@ import numpy as np
 
 from .._csv import write_csv
 from ..autorl import Trial, incumbent, make_envs, tune
-from ..configspaces import HPO_KEYS, read_search_space
+from ..configspaces import HPO_KEYS, parse_search_space
 from ..ppo import PPO, Population, PPOTrainingResult, save
 from ..tracking import (
     AbstractLogger,
     evaluation_rows,
     evaluation_steps,
     log_run,
+    log_trials,
     member_result,
 )
 from ._plan import Job, Study
@@ -175,9 +176,10 @@ def run_study(
 
     out = study.job.out
     out.mkdir(parents=True, exist_ok=True)
-    space_file = out / "search_space.yaml"
-    space_file.write_text(yaml.safe_dump(study.search_space, sort_keys=False))
-    space = read_search_space(space_file)
+    # The study's record of its space, in the tree's own form.
+    (out / "search_space.yaml").write_text(yaml.safe_dump(study.search_space, sort_keys=False))
+    space = parse_search_space(study.search_space, name="search_space",
+                               where="the tree's search_space")  # fmt: skip
     base = {k: v for k, v in (study.job.config.get("hp_config") or {}).items() if k in HPO_KEYS}
     autorl = study.job.autorl
     env_config = {k: autorl[k] for k in ("env_framework", "env_name", "env_kwargs",
@@ -187,8 +189,6 @@ def run_study(
     group = out.resolve().name
 
     def logged(new: list[Trial]) -> None:
-        from ..tracking import log_trials
-
         log_trials(loggers, new, group=group)
         if on_batch is not None:
             on_batch(new)
