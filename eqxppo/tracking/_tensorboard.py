@@ -11,8 +11,7 @@ from ._logger import AbstractLogger, AbstractRun, Scalars, plain_config, run_fol
 
 
 class _TensorBoardRun(AbstractRun):
-    def __init__(self, folder: Path, config: Mapping[str, Any]) -> None:
-        tensorboardx = require("tensorboardX", "tensorboard", what="the TensorBoard logger")
+    def __init__(self, tensorboardx: Any, folder: Path, config: Mapping[str, Any]) -> None:
         self.writer = tensorboardx.SummaryWriter(str(folder))
         self.config = plain_config(config)
 
@@ -39,10 +38,10 @@ class TensorBoardLogger(AbstractLogger):
     `tensorboard --logdir root`. Needs `eqxppo[tensorboard]`."""
 
     def __init__(self, root: str | Path) -> None:
-        require("tensorboardX", "tensorboard", what="the TensorBoard logger")
+        self.tensorboardx = require("tensorboardX", "tensorboard", what="the TensorBoard logger")
         self.root = Path(root)
 
     def start_run(
         self, name: str, *, config: Mapping[str, Any], group: str | None = None
     ) -> AbstractRun:
-        return _TensorBoardRun(run_folder(self.root, name, group), config)
+        return _TensorBoardRun(self.tensorboardx, run_folder(self.root, name, group), config)
