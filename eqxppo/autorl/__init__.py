@@ -5,6 +5,7 @@ and `tune`, the batch HPO loop that logs and resumes. Optuna and SMAC are the
 
 from ._config import DEFAULT_AUTO_RL_CONFIG as DEFAULT_AUTO_RL_CONFIG
 from ._config import OBJECTIVES as OBJECTIVES
+from ._config import agent_options as agent_options
 from ._config import make_envs as make_envs
 from ._config import merge_config as merge_config
 from ._env import AutoRLEnv as AutoRLEnv

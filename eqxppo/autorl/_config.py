@@ -108,6 +108,12 @@ def make_envs(config: Mapping[str, Any]) -> tuple[AbstractEnvironment, AbstractE
     return env, eval_env
 
 
+def agent_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`PPO`'s and `Population`'s architecture and evaluation options from the config."""
+    return {"nas_config": config["nas_config"], "cnn_policy": config["cnn_policy"],
+            "deterministic_eval": config["deterministic_eval"]}  # fmt: skip
+
+
 def tracks_metrics(config: Mapping[str, Any]) -> bool:
     """Whether training must keep its metrics (gradient features, or loss checkpoints)."""
     parts = config["checkpoint"]

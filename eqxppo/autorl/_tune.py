@@ -109,10 +109,6 @@ class _Batch:
                 out[a] = result
         return out
 
-    def _options(self) -> dict[str, Any]:
-        return {"nas_config": self.config["nas_config"], "cnn_policy": self.config["cnn_policy"],
-                "deterministic_eval": self.config["deterministic_eval"]}  # fmt: skip
-
     def _train(self, asks: Sequence[Ask], steps: int, report: Callable) -> list[dict]:
         start = time.perf_counter()
         n_seeds = len(self.seeds)
@@ -150,7 +146,8 @@ class _Batch:
         n_seeds = len(self.seeds)
         pop = Population(
             [{**self.base, **a.config} for a in asks], self.env, self.seeds,
-            eval_env=self.eval_env, planned_timesteps=max(steps, 1), **self._options(),
+            eval_env=self.eval_env, planned_timesteps=max(steps, 1),
+            **_config.agent_options(self.config),
         )  # fmt: skip
         state = pop.init(jr.key(0))
         if any(_key(a.config) in self.states for a in asks):
@@ -180,7 +177,7 @@ class _Batch:
             for seed in self.seeds:
                 env, eval_env = _config.make_envs({**self.config, "seed": seed})
                 agent = PPO({**self.base, **ask.config}, env, eval_env=eval_env,
-                            **self._options())  # fmt: skip
+                            **_config.agent_options(self.config))  # fmt: skip
                 state = agent.init(jr.fold_in(jr.key(0), seed))
                 for r in range(n_reports):
                     state, result = agent.train(*state, **budget)

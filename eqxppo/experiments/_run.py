@@ -22,7 +22,7 @@ import jax.random as jr
 import numpy as np
 
 from .._csv import write_csv
-from ..autorl import Trial, incumbent, make_envs, tune
+from ..autorl import Trial, agent_options, incumbent, make_envs, tune
 from ..configspaces import HPO_KEYS, parse_search_space
 from ..ppo import PPO, Population, PPOTrainingResult, save
 from ..tracking import (
@@ -81,9 +81,8 @@ def _read_performance(job: Job) -> float:
 
 
 def _agent(job: Job, env: Any, eval_env: Any) -> PPO:
-    return PPO(job.config.get("hp_config") or {}, env, eval_env=eval_env,
-               nas_config=job.autorl["nas_config"], cnn_policy=job.autorl["cnn_policy"],
-               deterministic_eval=job.autorl["deterministic_eval"], track_metrics=True)  # fmt: skip
+    return PPO(job.config.get("hp_config") or {}, env, eval_env=eval_env, track_metrics=True,
+               **agent_options(job.autorl))  # fmt: skip
 
 
 def _budget(job: Job) -> dict[str, int]:
@@ -114,10 +113,7 @@ def run_jobs(jobs: Sequence[Job], *, loggers: Sequence[AbstractLogger] = ()) -> 
         seeds = [job.autorl["seed"] for job in group]
         if len(group) > 1 and env.vmappable and len(set(seeds)) == len(seeds):
             pop = Population([first.config.get("hp_config") or {}], env, seeds, eval_env=eval_env,
-                             nas_config=first.autorl["nas_config"],
-                             cnn_policy=first.autorl["cnn_policy"],
-                             deterministic_eval=first.autorl["deterministic_eval"],
-                             track_metrics=True)  # fmt: skip
+                             track_metrics=True, **agent_options(first.autorl))  # fmt: skip
             state, result = pop.train(pop.init(jr.key(0)), **_budget(first))
             result = jax.block_until_ready(result)
             for m, job in enumerate(group):
