@@ -2,7 +2,8 @@
 `eqxppo ...`).
 
 User errors (unknown hyperparameter, value out of range, unknown environment, missing
-directory, unreadable checkpoint, flags that conflict with a resumed run) exit with status
+directory, unreadable checkpoint or file, flags that conflict with a resumed run, a folder
+another process is writing, a folder the OS refuses, a missing extra) exit with status
 2 and one line on stderr. Anything else is a bug: it shows its traceback and exits 1.
 
 Divergence is never silent. `train` exits with status 3 when its run diverged (after
@@ -29,6 +30,8 @@ from ._cli._common import parse_value
 from ._compilation_cache import compilation_cache, default_dir
 from ._cores import backends_started, use_cpu_cores
 from ._counts import count_arg
+from ._extras import MissingExtraError
+from ._lock import FolderInUse
 from .autorl import OPTIMIZERS
 from .configspaces import SEARCH_SPACES
 from .envs import SUPPORTED_FRAMEWORKS
@@ -256,8 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     with compilation_cache(folder, min_compile_seconds=0.0):
         try:
             return args.func(args)
-        except UserError as error:  # the user's mistake: one line, no traceback
+        except (UserError, FolderInUse, MissingExtraError) as error:  # one line, no traceback
             print(f"eqxppo: error: {error}", file=sys.stderr)
+            return 2
+        except OSError as error:  # an output folder under a file, read-only, full, ...
+            where = f": {error.filename!r}" if error.filename else ""
+            print(f"eqxppo: error: {error.strerror or error}{where}", file=sys.stderr)
             return 2
 
 

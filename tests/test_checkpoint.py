@@ -1,5 +1,6 @@
 """Checkpoints: round trip, exact resume in a new process, atomic writes, bad files."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -94,12 +95,19 @@ def test_a_failed_write_keeps_the_previous_checkpoint(agent, half, tmp_path, mon
     eqxppo.load(path)
 
 
-def _rewrite_header(path, **changes) -> None:
-    data = path.read_bytes()
-    magic, header, payload = data.split(b"\n", 2)
+def _forge_header(path, edit, *, checksum: bool = True) -> None:
+    """Edit the header's JSON; with `checksum`, forge the checksum to match (what a
+    writer of another version, or a deliberate forger, would produce)."""
+    magic, old_sum, header, payload = path.read_bytes().split(b"\n", 3)
     header = json.loads(header)
-    header.update(changes)
-    path.write_bytes(magic + b"\n" + json.dumps(header).encode() + b"\n" + payload)
+    edit(header)
+    body = json.dumps(header).encode() + b"\n" + payload
+    new_sum = b"sha256 " + hashlib.sha256(body).hexdigest().encode() if checksum else old_sum
+    path.write_bytes(magic + b"\n" + new_sum + b"\n" + body)
+
+
+def _rewrite_header(path, **changes) -> None:
+    _forge_header(path, lambda header: header.update(changes))
 
 
 @pytest.mark.parametrize(
@@ -110,6 +118,19 @@ def _rewrite_header(path, **changes) -> None:
         (lambda p: p.write_bytes(p.read_bytes()[:-9] + b"\x00" * 9), "corrupt"),
         (lambda p: p.write_text("hello"), "not an eqxppo checkpoint"),
         (lambda p: _rewrite_header(p, format_version=99), "format 99.*Upgrade"),
+        # An edited header is as corrupt as an edited payload: `load` rebuilds from it.
+        (
+            lambda p: p.write_bytes(p.read_bytes().replace(b'"n_steps": 16', b'"n_steps": 17')),
+            "corrupt",
+        ),
+        (
+            lambda p: _forge_header(
+                p, lambda h: h["metadata"].update(hpo_config={}), checksum=False
+            ),
+            "corrupt",
+        ),
+        (lambda p: _forge_header(p, lambda h: h["metadata"].pop("env")), "cannot rebuild"),
+        (lambda p: p.write_bytes(p.read_bytes()[:20]), "truncated"),
         (lambda p: p.unlink(), "No checkpoint"),
     ],
 )
@@ -140,12 +161,9 @@ def test_loading_into_another_configuration_fails(agent, half, tmp_path, hpo, na
 def test_a_tampered_payload_of_another_shape_fails(agent, tmp_path):
     small = PPO(HPO, agent.env, nas_config={"hidden_size": 8})
     path = eqxppo.save(tmp_path / "small.eqx", small, small.init(jr.key(0)))
-    # Claim the file holds the 16-unit network: the header passes, the payload does not.
-    data = path.read_bytes()
-    magic, header, payload = data.split(b"\n", 2)
-    header = json.loads(header)
-    header["metadata"]["nas_config"]["hidden_size"] = 16
-    path.write_bytes(magic + b"\n" + json.dumps(header).encode() + b"\n" + payload)
+    # Claim the file holds the 16-unit network (checksum forged): the header passes, the
+    # payload does not.
+    _forge_header(path, lambda header: header["metadata"]["nas_config"].update(hidden_size=16))
     with pytest.raises(CheckpointError, match="another shape"):
         eqxppo.load(path)
 

@@ -9,6 +9,7 @@ from ConfigSpace import (
 )
 
 from eqxppo.configspaces import (
+    DEFAULT_DIVERGENCE_LIMIT,
     PPOConfig,
     PPOHyperparams,
     get_default_hpo_config,
@@ -91,7 +92,10 @@ def test_default_config_splits_into_static_and_traced_parts():
     assert hparams.update_epochs.dtype == np.int32 and int(hparams.update_epochs) == 10
     assert hparams.normalize_advantage.dtype == np.bool_ and bool(hparams.normalize_advantage)
     assert not bool(hparams.normalize_observations)
-    assert hpo_config_to_dict(config, hparams) == pytest.approx(dict(get_default_hpo_config()))
+    # ARLBench's 13 values, and the divergence guard's bound eqxppo adds.
+    assert hpo_config_to_dict(config, hparams) == pytest.approx(
+        {**dict(get_default_hpo_config()), "divergence_limit": DEFAULT_DIVERGENCE_LIMIT}
+    )
     assert math.isclose(float(hparams.gamma), 0.99, rel_tol=1e-6)
     assert hpo_config_to_dict(config, hparams)["n_steps"] == 128
 

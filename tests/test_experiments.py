@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from eqxppo.__main__ import main
-from eqxppo.experiments import Study, expand_sweeps, plan, run_jobs
+from eqxppo.experiments import JobMismatch, Study, expand_sweeps, plan, run_jobs
 
 
 pytest.importorskip("hydra", reason="the experiment trees need eqxppo[hydra]")
@@ -355,3 +355,32 @@ def test_the_example_tree_composes(monkeypatch, tmp_path):
         study = plan(tree, config_name=name, multirun=True)
         assert isinstance(study, Study) and study.optimizer == optimizer
         assert len(study.search_space["hyperparameters"]) == 9  # ARLBench's ppo_cc
+
+
+def test_a_rerun_with_other_settings_never_reports_the_old_result(tree, tmp_path, capsys):
+    (job,) = plan(tree, overrides=["seed=3"])
+    (value,) = run_jobs([job])
+    # ARLBench's folder does not depend on the hyperparameters: the same folder, new rate.
+    (changed,) = plan(tree, overrides=["seed=3", "hp_config.learning_rate=0.01"])
+    assert changed.out == job.out
+    with pytest.raises(JobMismatch, match=r"hp_config\.learning_rate=0\.01"):
+        run_jobs([changed])
+    assert main(["arlbench", str(tree), "seed=3", "hp_config.learning_rate=0.01"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "another configuration" in err
+    assert run_jobs([job]) == [value]  # the same job is read back, not retrained
+    # A finished job without the record of its configuration is not trusted either.
+    (job.out / "config.yaml").unlink()
+    with pytest.raises(JobMismatch, match="without the config.yaml"):
+        run_jobs([job])
+
+
+@pytest.mark.e2e
+def test_a_study_rerun_with_another_budget_is_refused(tree, tmp_path, capsys):
+    args = ["arlbench", str(tree), "--config-name=random_search", "-m", "--batch", "4",
+            "hydra.sweeper.n_trials=2", "hydra.sweeper.sweeper_kwargs.seeds=[0]"]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "environment.n_total_timesteps=2048"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "timesteps=2048" in err, err

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 from .._extras import MissingExtraError
-from ..experiments import Study, plan, run_jobs, run_study
+from ..autorl import StudyMismatch
+from ..experiments import JobMismatch, Study, plan, run_jobs, run_study
 from ._common import UserError, open_loggers, progress, user_input, write_csv
 
 
@@ -32,7 +33,10 @@ def arlbench_command(args: argparse.Namespace) -> int:
     what = f"{len(jobs)} jobs" if len(jobs) > 1 else "one job"
     print(f"eqxppo: running {what} of {args.config_name!r} from {args.config_dir} on "
           f"{jobs[0].autorl['env_name']} in {folder}", flush=True)  # fmt: skip
-    values = run_jobs(jobs, loggers=loggers)
+    try:
+        values = run_jobs(jobs, loggers=loggers)
+    except JobMismatch as error:
+        raise UserError(str(error)) from None
     for job, value in zip(jobs, values):
         print(f"job {job.number} ({' '.join(job.overrides) or 'no overrides'}): "
               f"{', '.join(job.autorl['objectives'])} {value:.2f} -> {job.out}")  # fmt: skip
@@ -56,7 +60,7 @@ def _study(args: argparse.Namespace, study: Study) -> int:
     try:
         tick = (lambda new: bar.update(len(new))) if bar is not None else None
         trials = run_study(study, batch=args.batch, loggers=loggers, on_batch=tick)
-    except MissingExtraError as error:
+    except (MissingExtraError, StudyMismatch) as error:
         raise UserError(str(error)) from None
     finally:
         if bar is not None:

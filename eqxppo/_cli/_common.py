@@ -9,7 +9,7 @@ from typing import Any
 
 from .._csv import write_csv as write_csv
 from .._extras import MissingExtraError
-from ..configspaces import HPO_KEYS, NAS_KEYS
+from ..configspaces import GUARD_KEYS, HPO_KEYS, NAS_KEYS
 from ..tracking import AbstractLogger, make_loggers, parse_loggers
 
 
@@ -17,11 +17,17 @@ CHECKPOINT = "checkpoint.eqx"
 # What a diverged run is, for every subcommand that meets one.
 DIVERGED = (
     "this run diverged: an update produced a non-finite loss, parameter, optimizer or "
-    "observation statistic and was dropped; the checkpoint holds the network of the last "
-    "finite update, which no longer learns"
+    "observation statistic, or a loss or gradient norm past divergence_limit, and was "
+    "dropped; the checkpoint holds the network of the last healthy update, which no "
+    "longer learns"
 )
 # `eqxppo train`'s exit status when the run diverged (its outputs are still written).
 EXIT_DIVERGED = 3
+
+
+# The file that marks each command's folder: a command refuses a folder marked by another.
+MARKERS = {"train": "config.json", "sweep": "sweep.json", "tune": "tune.json",
+           "arlbench": "config.yaml"}  # fmt: skip
 
 
 class UserError(Exception):
@@ -43,6 +49,36 @@ def user_input(what: str = "") -> Iterator[None]:
         raise UserError(f"{what}{message}") from error
 
 
+def refuse_other_commands(out: Path, command: str) -> None:
+    """A `UserError` if `out` holds another command's run (its marker file)."""
+    for other, marker in MARKERS.items():
+        if other != command and (out / marker).exists():
+            raise UserError(
+                f"{str(out)!r} holds an `eqxppo {other}` run ({marker}); choose another folder."
+            )
+
+
+def check_settings(out: Path, name: str, settings: dict[str, Any], *, may_change=()) -> None:
+    """Compare `settings` with those recorded in `out/name` by an earlier run of the same
+    command: a `UserError` naming every key that differs (but `may_change`)."""
+    saved = out / name
+    if not saved.exists():
+        return
+    try:
+        before = json.loads(saved.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UserError(f"{str(saved)!r} is unreadable ({error}).") from None
+    now = json.loads(json.dumps(settings, default=str))
+    differ = [f"{k}={now.get(k)!r} (the folder's run has {before.get(k)!r})"
+              for k in sorted(set(now) | set(before))
+              if k not in may_change and now.get(k) != before.get(k)]  # fmt: skip
+    if differ:
+        raise UserError(
+            f"{str(out)!r} holds a run with other settings: {'; '.join(differ)}. Choose another "
+            "folder for a new run."
+        )
+
+
 def parse_value(text: str) -> Any:
     """`true`/`false`, an int, a float, or the text itself."""
     lowered = text.lower()
@@ -58,12 +94,11 @@ def parse_value(text: str) -> Any:
 
 def split_hpo_nas(values: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Sort a flat mapping into HPO and NAS hyperparameters; unknown names raise."""
-    unknown = sorted(set(values) - set(HPO_KEYS) - set(NAS_KEYS))
+    known = (*HPO_KEYS, *GUARD_KEYS, *NAS_KEYS)
+    unknown = sorted(set(values) - set(known))
     if unknown:
-        raise UserError(
-            f"Unknown hyperparameter(s) {unknown} in {where}; valid: {sorted(HPO_KEYS + NAS_KEYS)}."
-        )
-    hpo = {k: v for k, v in values.items() if k in HPO_KEYS}
+        raise UserError(f"Unknown hyperparameter(s) {unknown} in {where}; valid: {sorted(known)}.")
+    hpo = {k: v for k, v in values.items() if k in HPO_KEYS or k in GUARD_KEYS}
     nas = {k: v for k, v in values.items() if k in NAS_KEYS}
     return hpo, nas
 
@@ -92,7 +127,11 @@ def load_config_file(path: str) -> dict[str, Any]:
         except ImportError:
             message = "--config with YAML needs PyYAML: pip install 'eqxppo[cli]'."
             raise UserError(message) from None
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            message = " ".join(str(error).split())
+            raise UserError(f"--config {path!r} is not valid YAML: {message}.") from None
     elif file.suffix == ".json":
         try:
             data = json.loads(text)

@@ -27,6 +27,7 @@ import jax
 import numpy as np
 
 from .._extras import MissingExtraError, require
+from .._lock import folder_lock, remove_stale_temporaries
 from ..configspaces import HPO_KEYS
 from ..envs import make_env
 from ..ppo import PPO
@@ -42,11 +43,13 @@ from ..sweeps import (
 from ..tracking import log_run, member_name
 from ._common import (
     UserError,
+    check_settings,
     load_config_file,
     open_loggers,
     parse_sets,
     progress,
     pyplot,
+    refuse_other_commands,
     split_hpo_nas,
     user_input,
     write_csv,
@@ -140,8 +143,15 @@ def _on_cluster(args: argparse.Namespace, tasks: list[SweepTask], out: Path) -> 
 
 def sweep_command(args: argparse.Namespace) -> int:
     """Sample, train (here or on a cluster), rank, write and print."""
+    with folder_lock(args.out, what="sweep"):
+        remove_stale_temporaries(args.out)
+        return _sweep_command(args)
+
+
+def _sweep_command(args: argparse.Namespace) -> int:
     configs, nas = _sample(args)
     out = Path(args.out)
+    refuse_other_commands(out, "sweep")
     loggers = open_loggers(args.logger, out)
     seeds = list(range(args.seed, args.seed + args.seeds))
     env_args = {"env_framework": args.framework, "env_name": args.env, "n_envs": args.n_envs}
@@ -155,12 +165,12 @@ def sweep_command(args: argparse.Namespace) -> int:
             chunks=args.chunks, eval_episodes=args.eval_episodes, key_seed=args.seed,
             split=distributed,
         )  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps(
-        {"env": args.env, "framework": args.framework, "n_envs": args.n_envs, "seeds": seeds,
-         "timesteps": args.timesteps, "chunks": args.chunks, "nas": nas, "configs": configs},
-        indent=2,
-    ))  # fmt: skip
+    record = {"env": args.env, "framework": args.framework, "n_envs": args.n_envs,
+              "seeds": seeds, "timesteps": args.timesteps, "chunks": args.chunks,
+              "eval_episodes": args.eval_episodes, "nas": nas, "configs": configs}  # fmt: skip
+    # A rerun into the folder of another sweep would mix its tables with this one's.
+    check_settings(out, "sweep.json", record)
+    (out / "sweep.json").write_text(json.dumps(record, indent=2))
     where = f"as {len(tasks)} task(s) on a Dask cluster" if distributed else "in this process"
     print(f"eqxppo: sweeping {args.n_configs} configurations x {args.seeds} seeds on "
           f"{args.env}: {pop.n_members} members in {len(pop.groups)} compiled group(s), "

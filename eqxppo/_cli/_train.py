@@ -1,9 +1,15 @@
 """`eqxppo train`: chunks of one compiled call each, a checkpoint after every chunk.
 
 The run directory (`--out DIR`) holds `config.json` (the run's settings), `metrics.csv`
-(one row per chunk), `learning_curve.png`, `checkpoint.eqx` and `status.json` (whether
-the run finished, was interrupted or diverged). Ctrl-C keeps the last finished chunk's
-checkpoint and exits; `--resume DIR` continues from it exactly.
+(one row per chunk), `learning_curve.png`, `checkpoint.eqx` and `status.json` (running,
+with the last chunk's step, after every chunk; then finished, interrupted or diverged).
+Ctrl-C keeps the last finished chunk's checkpoint and exits; `--resume DIR` continues
+from it exactly.
+
+The folder belongs to one run: the command holds its lock (`eqxppo._lock`) while it
+writes, and `--out` refuses a folder that holds any run's files. After each chunk the
+metrics row is written before the checkpoint, so a crash between the two loses nothing:
+`--resume` drops the rows past the checkpoint's step and trains that chunk again.
 
 A run that diverges (an update with a non-finite loss or state, dropped by the guard in
 `update_step`) keeps the network of its last finite update and learns no more. The
@@ -14,6 +20,7 @@ Resuming a diverged run trains nothing and exits 3 again.
 """
 
 import argparse
+import csv
 import json
 import math
 import signal
@@ -25,6 +32,7 @@ from typing import Any
 import jax
 import jax.random as jr
 
+from .._lock import folder_lock, remove_stale_temporaries
 from ..configspaces import get_default_nas_config, hpo_config_to_dict
 from ..envs import make_env
 from ..ppo import PPO, PPOState, PPOTrainingResult, load, save
@@ -34,12 +42,14 @@ from ._common import (
     DIVERGED,
     EXIT_DIVERGED,
     UserError,
+    check_settings,
     load_config_file,
     open_loggers,
     parse_sets,
     progress,
     pyplot,
     read_csv,
+    refuse_other_commands,
     split_hpo_nas,
     user_input,
     write_csv,
@@ -50,6 +60,8 @@ from ._common import (
 # accepts them only where they agree with it.
 NEW_RUN_FLAGS = ("env", "framework", "n_envs", "seed", "config", "set", "out", "chunks",
                  "eval_episodes", "cnn_policy", "env_kwargs")  # fmt: skip
+# What a run writes into its folder; `--out` refuses a folder holding any of them.
+RUN_FILES = ("config.json", "metrics.csv", CHECKPOINT, "status.json")
 DEFAULTS: dict[str, Any] = {"env": "CartPole-v1", "framework": "gymnax", "timesteps": 200_000,
                             "seed": 0, "n_envs": 8, "chunks": 10, "eval_episodes": 10,
                             "cnn_policy": False, "env_kwargs": {}}  # fmt: skip
@@ -88,7 +100,16 @@ def _new_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOState, P
                 f"--out {str(out)!r} already holds a run; continue it with --resume {out} "
                 "or choose another directory."
             )
-        out.mkdir(parents=True, exist_ok=True)
+        refuse_other_commands(out, "train")
+        found = [name for name in RUN_FILES if (out / name).exists()]
+        if found and not (out / "config.json").exists():
+            raise UserError(
+                f"--out {str(out)!r} holds another run's files ({', '.join(found)}) and no "
+                "checkpoint to resume; choose another directory, or delete them."
+            )
+        # The same command killed before its first checkpoint starts again; a folder of
+        # a run with other settings is refused, naming them.
+        check_settings(out, "config.json", settings)
         (out / "config.json").write_text(json.dumps(settings, indent=2))
     return settings, agent, agent.init(jr.key(settings["seed"])), out
 
@@ -130,7 +151,12 @@ def _resumed_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOStat
             f"--resume {str(out)!r}: no run to resume there (it needs config.json and "
             f"{CHECKPOINT}, written by `eqxppo train --out DIR`)."
         )
-    settings = json.loads((out / "config.json").read_text())
+    try:
+        settings = json.loads((out / "config.json").read_text())
+        if not isinstance(settings, dict) or not all(k in settings for k in ("hpo", "nas")):
+            raise ValueError("not the settings `eqxppo train` writes")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UserError(f"--resume {str(out)!r}: config.json is unreadable ({error}).") from None
     conflicts = _conflicts(args, settings, out)
     if conflicts:
         raise UserError(
@@ -143,6 +169,22 @@ def _resumed_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOStat
     with user_input():
         agent, state = load(out / CHECKPOINT)
     return settings, agent, state, out
+
+
+def _read_metrics(out: Path) -> list[dict[str, Any]]:
+    """A resumed run's `metrics.csv` rows (none if the file is missing)."""
+    if not (out / "metrics.csv").exists():
+        return []
+    try:
+        rows = read_csv(out / "metrics.csv")
+        if any(not isinstance(row.get("step"), int) for row in rows):
+            raise ValueError("a row without an integer step")
+    except (ValueError, csv.Error) as error:
+        raise UserError(
+            f"--resume {str(out)!r}: metrics.csv is unreadable ({error}); move it aside to "
+            "resume without the earlier rows."
+        ) from None
+    return rows
 
 
 def _row(
@@ -168,15 +210,22 @@ def plot_learning_curve(rows: list[dict[str, Any]], title: str, path: Path) -> N
     plt.close(fig)
 
 
+def _write_status(out: Path, rows: list[dict[str, Any]], status: str) -> None:
+    """`status.json`, atomically: `running` after every chunk, then how the run ended."""
+    diverged_at = next((r["step"] for r in rows if int(r.get("diverged", 0))), None)
+    record = {"status": status, "step": rows[-1]["step"] if rows else 0,
+              "diverged_in_chunk_ending_at_step": diverged_at}  # fmt: skip
+    tmp = out / ".status.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(out / "status.json")
+
+
 def _finish(
     rows: list[dict[str, Any]], settings: dict[str, Any], out: Path | None, status: str
 ) -> None:
     if out is None:
         return
-    diverged_at = next((r["step"] for r in rows if int(r.get("diverged", 0))), None)
-    record = {"status": status, "step": rows[-1]["step"] if rows else 0,
-              "diverged_in_chunk_ending_at_step": diverged_at}  # fmt: skip
-    (out / "status.json").write_text(json.dumps(record, indent=2))
+    _write_status(out, rows, status)
     if not rows:
         return
     write_csv(out / "metrics.csv", rows)
@@ -194,14 +243,24 @@ def _warn_diverged(rows: list[dict[str, Any]], start_step: int) -> None:
 def train_command(args: argparse.Namespace) -> int:
     """Train or resume a run; see the module docstring."""
     _env_kwargs_as_dict(args)
+    folder = args.resume or args.out
+    if folder is None or (args.resume and not Path(args.resume).is_dir()):
+        return _train_command(args)  # nothing to write, or nothing to resume (its error)
+    with folder_lock(folder):
+        remove_stale_temporaries(folder)
+        return _train_command(args)
+
+
+def _train_command(args: argparse.Namespace) -> int:
     if args.resume:
         settings, agent, state, out = _resumed_run(args)
-        rows = read_csv(out / "metrics.csv") if (out / "metrics.csv").exists() else []
+        rows = _read_metrics(out)
     else:
         settings, agent, state, out = _new_run(args)
         rows = []
     step = int(state.runner_state.global_step)
-    rows = [{"diverged": 0, **r} for r in rows if r["step"] <= step]
+    # Rows past the checkpoint (written just before a crash) are trained again.
+    rows = [{**r, "diverged": r.get("diverged", 0)} for r in rows if r["step"] <= step]
     diverged = bool(state.runner_state.diverged)
     if diverged:  # a resumed diverged run: nothing left to learn
         print(f"eqxppo: warning: {DIVERGED}; nothing to resume.", file=sys.stderr)
@@ -271,10 +330,11 @@ def _train_loop(
             for run in runs:
                 log_rows(run, rows[-1:])
             chunk_start, step = step, new_step
-            if out is not None:
+            if out is not None:  # the row first: a crash in between loses nothing
+                write_csv(out / "metrics.csv", rows)
                 save(out / CHECKPOINT, agent, state)
                 saved_step = step
-                write_csv(out / "metrics.csv", rows)
+                _write_status(out, rows, "running")
             if bar is not None:
                 bar.update(min(step, total) - bar.n)
                 bar.set_postfix(ret=f"{rows[-1]['mean_return']:.1f}",

@@ -18,10 +18,20 @@ from typing import Any
 import numpy as np
 
 from .._extras import MissingExtraError
-from ..autorl import incumbent, read_trials, tune
+from .._lock import folder_lock
+from ..autorl import StudyMismatch, incumbent, read_trials, tune
 from ..configspaces import get_search_space
 from ..tracking import log_trials
-from ._common import UserError, open_loggers, progress, pyplot, user_input, write_csv
+from ._common import (
+    UserError,
+    check_settings,
+    open_loggers,
+    progress,
+    pyplot,
+    refuse_other_commands,
+    user_input,
+    write_csv,
+)
 
 
 def _plot(trials: list, path: Path) -> None:
@@ -50,6 +60,11 @@ def _rows(trials: list) -> list[dict[str, Any]]:
 
 def tune_command(args: argparse.Namespace) -> int:
     """Run or resume the loop, then write the table and the plot and print the best."""
+    with folder_lock(args.out, what="study"):
+        return _tune_command(args)
+
+
+def _tune_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     loggers = open_loggers(args.logger, out)
     settings = {
@@ -58,28 +73,25 @@ def tune_command(args: argparse.Namespace) -> int:
         "timesteps": args.timesteps, "seeds": args.seeds, "n_envs": args.n_envs,
         "seed": args.seed, "reports": args.reports, "eval_episodes": args.eval_episodes,
     }  # fmt: skip
-    saved = out / "tune.json"
-    if saved.exists():
-        before = json.loads(saved.read_text())
-        differ = [f"{k}={settings[k]!r} (the run has {before.get(k)!r})"
-                  for k in settings if before.get(k) != settings[k] and k != "trials"]  # fmt: skip
-        if differ:
-            raise UserError(f"{out} holds a tune run with other settings: {'; '.join(differ)}.")
-    out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(settings, indent=2))
+    refuse_other_commands(out, "tune")
+    check_settings(out, "tune.json", settings, may_change=("trials",))
     env_config = {"env_framework": args.framework, "env_name": args.env, "n_envs": args.n_envs,
                   "n_eval_episodes": args.eval_episodes, "seed": args.seed}  # fmt: skip
     if args.space.endswith((".yaml", ".yml")) and not Path(args.space).is_file():
         raise UserError(f"--space: no such file {args.space!r}.")
     with user_input("--space: "):
         space = get_search_space(args.space, seed=args.seed)
-    done = len(read_trials(out / "trials.jsonl"))
+    (out / "tune.json").write_text(json.dumps(settings, indent=2))
+    with user_input():
+        done = len(read_trials(out / "trials.jsonl"))
     print(f"eqxppo: tuning PPO on {args.env} with {args.optimizer}: {args.trials} trials in "
           f"batches of {args.batch}, {args.timesteps:,} steps x {args.seeds} seed(s) each"
           + (f"; resuming after {done} logged trial(s)" if done else ""), flush=True)  # fmt: skip
     bar = progress(args.trials, initial=min(done, args.trials))
 
     def on_batch(new: list) -> None:
+        # The table follows the log batch by batch: a killed study's holds every trial.
+        write_csv(out / "trials.csv", _rows(read_trials(out / "trials.jsonl")))
         log_trials(loggers, new, group=out.resolve().name)
         if bar is not None:
             bar.update(len(new))
@@ -94,7 +106,7 @@ def tune_command(args: argparse.Namespace) -> int:
             seeds=range(args.seed, args.seed + args.seeds),
             out=out, seed=args.seed, reports=args.reports, on_batch=on_batch,
         )  # fmt: skip
-    except MissingExtraError as error:
+    except (MissingExtraError, StudyMismatch) as error:
         raise UserError(str(error)) from None
     finally:
         if bar is not None:

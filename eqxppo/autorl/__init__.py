@@ -18,6 +18,7 @@ from ._optimizers import make_optimizer as make_optimizer
 from ._population_env import AutoRLPopulationEnv as AutoRLPopulationEnv
 from ._spaces import to_gymnasium as to_gymnasium
 from ._spaces import to_optuna as to_optuna
+from ._tune import StudyMismatch as StudyMismatch
 from ._tune import Trial as Trial
 from ._tune import incumbent as incumbent
 from ._tune import read_trials as read_trials

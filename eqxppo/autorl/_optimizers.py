@@ -5,8 +5,8 @@ trial's objective (higher is better) or that it failed, and can be told trials f
 earlier, interrupted run so that it continues from them. Optuna and SMAC are the
 `autorl` extra.
 
-- **random**: samples the search space with its seed; a resumed run samples the same
-  sequence and skips what was told.
+- **random**: samples the search space with its seed, one configuration at a time, so
+  the sequence is the same whatever the batch size and however often the study resumes.
 - **optuna**: a TPE study on the space converted to Optuna's distributions
   (`_spaces.to_optuna`); failed trials are told as `FAIL`; with intermediate reports
   (`report`) its median pruner may prune a trial, which is told as `PRUNED`.
@@ -52,8 +52,9 @@ class RandomSearch:
         self._told = 0
 
     def ask(self, n: int) -> list[Ask]:
-        samples = self.space.sample_configuration(max(n, 2))[:n]
-        return [Ask(None, _plain(c), self.budget) for c in samples]
+        # One at a time: a batch of n draws other values than n single draws.
+        return [Ask(None, _plain(self.space.sample_configuration()), self.budget)
+                for _ in range(n)]  # fmt: skip
 
     def tell(self, ask: Ask, value: float | None, *, pruned: bool = False) -> None:
         del ask, value, pruned

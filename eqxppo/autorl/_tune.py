@@ -9,12 +9,27 @@ the loop goes on. On envpool or gymnasium (no `vmap`), the members train one aft
 another, each from the start (see `_Batch`).
 
 Every finished trial is appended to `out/trials.jsonl` (flushed and synced) before the
-next batch starts, so an interrupted run loses at most the batch in flight; `tune` on
-the same folder reads the log, tells the optimiser what it had learned, and asks only
-for the trials still missing. Configurations that SMAC asks again at a larger budget
-continue from their states of this process (after a resume they restart).
+next batch starts, so an interrupted run loses at most the batch in flight.
+
+A study resumes as the same study. `tune` on the same folder runs the optimiser again
+from its seed, batch by batch, and answers every asked trial that the log already holds
+(the same configuration at the same budget) with the logged result, its intermediate
+reports included, instead of training it: the optimisers are deterministic given
+their seed and what they are told, so they ask what the uninterrupted study asked, and
+the study ends with the table an uninterrupted run writes. Should an optimiser ask
+something else (a library whose sampling changed), the logged trials it did not ask
+for are told to it as earlier results, and the study goes on from there: no finished
+trial is lost or trained twice. A torn last line (a kill while the log was written) is
+cut off before anything is appended; any other unreadable line is an error.
+
+The folder belongs to one study: `tune` holds its lock (`eqxppo._lock`) while it runs,
+and `study.json` records the settings the log was made with; a rerun whose settings
+differ (all but `n_trials`, which may grow) raises `StudyMismatch`, naming them.
+Configurations that SMAC asks again at a larger budget continue from their states of
+this process (after a resume they restart).
 """
 
+import collections
 import json
 import math
 import os
@@ -29,13 +44,16 @@ import numpy as np
 from ConfigSpace import ConfigurationSpace
 
 from .._counts import Count, as_count
+from .._lock import folder_lock, remove_stale_temporaries
 from ..ppo import PPO, Population, PPORunnerState
 from . import _config
 from ._optimizers import Ask, make_optimizer
 
 
 class Trial(NamedTuple):
-    """One told trial, as logged: `status` is `complete`, `failed` or `pruned`."""
+    """One told trial, as logged: `status` is `complete`, `failed` or `pruned`;
+    `reports` the objective at each intermediate evaluation (the last is `objective`
+    for a complete trial)."""
 
     number: int
     config: dict[str, Any]
@@ -44,21 +62,94 @@ class Trial(NamedTuple):
     objective: float | None
     status: str
     seconds: float
+    reports: list[float] = []
 
     def to_json(self) -> str:
         return json.dumps(self._asdict())
 
 
+class StudyMismatch(ValueError):
+    """A study's folder cannot continue this study: its log was made with other
+    settings, or a line before its last is damaged."""
+
+
+def _parse_log(path: Path) -> tuple[list[Trial], int]:
+    """The trials logged in `path`, and the byte length of the whole lines they fill."""
+    trials: list[Trial] = []
+    data = path.read_bytes() if path.exists() else b""
+    good = 0
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            good += len(line) + 1
+            continue
+        try:
+            trials.append(Trial(**json.loads(line)))
+        except (ValueError, TypeError):
+            if i == len(lines) - 1 or all(not rest.strip() for rest in lines[i + 1 :]):
+                break  # a torn last line (a kill while it was written)
+            raise StudyMismatch(
+                f"{str(path)!r}: line {i + 1} is not a trial ({line[:60]!r}); the log was "
+                "edited or damaged: repair or remove that line."
+            ) from None
+        good += len(line) + 1
+    return trials, min(good, len(data))
+
+
 def read_trials(path: str | os.PathLike) -> list[Trial]:
-    """The trials logged in `path` (a trailing partial line, from a kill, is dropped)."""
-    trials = []
-    if Path(path).exists():
-        for line in Path(path).read_text().splitlines():
-            try:
-                trials.append(Trial(**json.loads(line)))
-            except (ValueError, TypeError):
-                break
-    return trials
+    """The trials logged in `path` (a torn last line, from a kill, is dropped).
+
+    Raises `StudyMismatch` for an unreadable line before the last.
+    """
+    return _parse_log(Path(path))[0]
+
+
+def _open_log(path: Path) -> tuple[list[Trial], Any]:
+    """The logged trials, and the log opened for appending after a torn last line is
+    cut off (so the next trial starts on a line of its own)."""
+    trials, good = _parse_log(path)
+    if path.exists() and good < path.stat().st_size:
+        with open(path, "r+b") as f:
+            f.truncate(good)
+            if good and not path.read_bytes().endswith(b"\n"):
+                f.seek(good)
+                f.write(b"\n")
+            os.fsync(f.fileno())
+    return trials, open(path, "a")
+
+
+def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, Mapping) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_study(out: Path, settings: Mapping[str, Any]) -> None:
+    """Record `settings` in `out/study.json`, or raise `StudyMismatch` naming each key
+    that differs from the recorded ones (`n_trials` may change)."""
+    plain = json.loads(json.dumps(settings, sort_keys=True, default=str))
+    saved = out / "study.json"
+    if saved.exists():
+        try:
+            before = json.loads(saved.read_text())
+        except ValueError as error:
+            raise StudyMismatch(f"{str(saved)!r} is unreadable ({error}).") from None
+        new, old = _flat(plain), _flat(before)
+        differ = [f"{k}={new.get(k)!r} (the study has {old.get(k)!r})"
+                  for k in sorted(set(new) | set(old))
+                  if k != "n_trials" and new.get(k) != old.get(k)]  # fmt: skip
+        if differ:
+            raise StudyMismatch(
+                f"{str(out)!r} holds a study with other settings: {'; '.join(differ)}. Use "
+                "another folder for a new study."
+            )
+    tmp = out / ".study.json.tmp"
+    tmp.write_text(json.dumps(plain, indent=2, sort_keys=True))
+    tmp.replace(saved)
 
 
 def incumbent(trials: Sequence[Trial]) -> Trial | None:
@@ -119,9 +210,10 @@ class _Batch:
         train = self._population if self.env.vmappable else self._one_by_one
         returns, members = train(asks, steps, n_reports, budget)  # (reports, members)
         values = np.full(len(asks), np.nan)
+        curves = returns.reshape(n_reports, len(asks), n_seeds).mean(-1)  # (reports, asks)
         pruned = [False] * len(asks)
         for r in range(n_reports):
-            values = returns[r].reshape(len(asks), n_seeds).mean(-1)
+            values = curves[r]
             for i, ask in enumerate(asks):
                 if not pruned[i] and r < self.reports - 1:
                     pruned[i] = report(ask, float(values[i]), r)
@@ -135,7 +227,8 @@ class _Batch:
                                                  done + steps)  # fmt: skip
             failed = bool(diverged[i].any()) or not np.isfinite(values[i])
             results.append({"value": None if failed else float(values[i]), "pruned": pruned[i],
-                            "seconds": seconds / len(asks)})  # fmt: skip
+                            "seconds": seconds / len(asks),
+                            "reports": [float(v) for v in curves[:, i]]})  # fmt: skip
         return results
 
     def _population(
@@ -226,33 +319,86 @@ def tune(
     n_trials, batch = as_count("n_trials", n_trials, 1), as_count("batch", batch, 1)
     timesteps, reports = as_count("timesteps", timesteps, 1), as_count("reports", reports, 1)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "trials.jsonl"
-    trials = read_trials(log)
     config = _config.merge_config(env_config)
     low = None if min_budget is None else as_count("min_budget", min_budget, 1)
-    opt = make_optimizer(optimizer, space, budget=timesteps, n_trials=n_trials, out=out,
-                         seed=seed, min_budget=low, eta=eta)  # fmt: skip
-    for trial in trials:
-        opt.replay(trial.config, trial.budget, trial.objective if trial.status == "complete"
-                   else None)  # fmt: skip
-    trainer = _Batch(config, seeds, reports, base_config or {})
-    with open(log, "a") as f:
-        while len(trials) < n_trials:
-            asks = opt.ask(min(batch, n_trials - len(trials)))
-            results = trainer.run(asks, opt.report)
-            new = []
-            for ask, result in zip(asks, results):
-                status = "pruned" if result["pruned"] else (
-                    "failed" if result["value"] is None else "complete")  # fmt: skip
-                opt.tell(ask, result["value"], pruned=result["pruned"])
-                trial = Trial(len(trials), ask.config, list(trainer.seeds), ask.budget,
-                              result["value"], status, round(result["seconds"], 3))  # fmt: skip
-                trials.append(trial)
-                new.append(trial)
-                f.write(trial.to_json() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+    seeds = [as_count("seed", s) for s in seeds]
+    settings = {"optimizer": optimizer, "space": str(space), "env_config": config,
+                "n_trials": n_trials, "batch": batch, "timesteps": timesteps, "seeds": seeds,
+                "seed": seed, "reports": reports, "base_config": dict(base_config or {}),
+                "min_budget": low, "eta": eta}  # fmt: skip
+    with folder_lock(out, what="study"):
+        remove_stale_temporaries(out)
+        check_study(out, settings)
+        opt = make_optimizer(optimizer, space, budget=timesteps, n_trials=n_trials, out=out,
+                             seed=seed, min_budget=low, eta=eta)  # fmt: skip
+        trainer = _Batch(config, seeds, reports, base_config or {})
+        trials, log = _open_log(out / "trials.jsonl")
+        with log:
+            return _study_loop(opt, trainer, trials, log, n_trials=n_trials, batch=batch,
+                               reports=reports, on_batch=on_batch)  # fmt: skip
+
+
+def _study_loop(
+    opt: Any,
+    trainer: "_Batch",
+    logged: list[Trial],
+    log: Any,
+    *,
+    n_trials: int,
+    batch: int,
+    reports: int,
+    on_batch: Callable[[list[Trial]], None] | None,
+) -> list[Trial]:
+    """Ask, answer from the log or train, tell, append; see the module docstring."""
+    unanswered: dict[tuple[str, int], collections.deque[Trial]] = collections.defaultdict(
+        collections.deque
+    )
+    for trial in logged:
+        unanswered[(_key(trial.config), trial.budget)].append(trial)
+    trials, told = list(logged), 0
+    while told < n_trials:
+        asks = opt.ask(min(batch, n_trials - told))
+        answers = [_take(unanswered, ask) for ask in asks]
+        if any(a is None for a in answers) and any(unanswered.values()):
+            # The optimiser asked what the log does not hold: tell it the rest of the
+            # log as earlier results, and go on from there.
+            for rest in unanswered.values():
+                while rest:
+                    trial = rest.popleft()
+                    opt.replay(trial.config, trial.budget, trial.objective
+                               if trial.status == "complete" else None)  # fmt: skip
+                    told += 1
+        todo = [ask for ask, answer in zip(asks, answers) if answer is None]
+        results = iter(trainer.run(todo, opt.report) if todo else [])
+        new = []
+        for ask, answer in zip(asks, answers):
+            if answer is not None:  # the logged result, told as it was the first time
+                for r, value in enumerate(answer.reports[: reports - 1]):
+                    if opt.report(ask, value, r):
+                        break
+                opt.tell(ask, answer.objective, pruned=answer.status == "pruned")
+                told += 1
+                continue
+            result = next(results)
+            status = "pruned" if result["pruned"] else (
+                "failed" if result["value"] is None else "complete")  # fmt: skip
+            opt.tell(ask, result["value"], pruned=result["pruned"])
+            trial = Trial(len(trials), ask.config, list(trainer.seeds), ask.budget,
+                          result["value"], status, round(result["seconds"], 3),
+                          result["reports"])  # fmt: skip
+            trials.append(trial)
+            new.append(trial)
+            told += 1
+            log.write(trial.to_json() + "\n")
+        if new:
+            log.flush()
+            os.fsync(log.fileno())
             if on_batch is not None:
                 on_batch(new)
     return trials
+
+
+def _take(unanswered: Mapping[tuple[str, int], collections.deque[Trial]], ask: Ask) -> Trial | None:
+    """The logged trial that answers `ask`, if the log holds one not yet told."""
+    waiting = unanswered.get((_key(ask.config), ask.budget))
+    return waiting.popleft() if waiting else None

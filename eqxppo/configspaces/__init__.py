@@ -2,6 +2,8 @@
 
 from ._config import ACTIVATIONS as ACTIVATIONS
 from ._config import CONTINUOUS_KEYS as CONTINUOUS_KEYS
+from ._config import DEFAULT_DIVERGENCE_LIMIT as DEFAULT_DIVERGENCE_LIMIT
+from ._config import GUARD_KEYS as GUARD_KEYS
 from ._config import HPO_KEYS as HPO_KEYS
 from ._config import NAS_KEYS as NAS_KEYS
 from ._config import RECURRENT_CORES as RECURRENT_CORES

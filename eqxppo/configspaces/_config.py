@@ -107,6 +107,17 @@ _FLOAT_RULES: dict[str, tuple[float, float, bool, bool]] = {
 }
 
 
+# Beyond non-finite values, an update whose loss (total or any term) or gradient norm
+# passes this is a blow-up: dropped and flagged like divergence. No healthy run of the
+# test suite's learning runs comes within six orders of magnitude of it (their losses
+# and gradient norms stay below 1e4); the runs it is for reach 1e12 and more
+# (`learning_rate=1e8` with `max_grad_norm=0`: a loss of ~1e16 at an entropy of 0).
+DEFAULT_DIVERGENCE_LIMIT = 1e10
+# Accepted beside ARLBench's 13 hyperparameters (in a config, `--set`, a run's files),
+# but no search space tunes it: a guard, not a hyperparameter of the algorithm.
+GUARD_KEYS: tuple[str, ...] = ("divergence_limit",)
+
+
 def _describe_rule(lo: float, hi: float, lo_in: bool, hi_in: bool) -> str:
     if math.isinf(hi):
         return f"{'>=' if lo_in else '>'} {lo:g} and finite"
@@ -135,7 +146,9 @@ class PPOHyperparams(eqx.Module):
     normalisation switches bool. Each field is a scalar for one agent, or carries a
     leading member axis in a population (build members one by one, then stack with
     `jax.tree.map`). `max_grad_norm = 0` disables gradient clipping; `clip_eps = 0` and
-    `vf_clip_eps = 0` are valid.
+    `vf_clip_eps = 0` are valid. `divergence_limit` is the divergence guard's bound on
+    an update's losses and gradient norm (`DEFAULT_DIVERGENCE_LIMIT`; `inf` turns the
+    bound off, leaving the non-finite check).
     """
 
     learning_rate: Float[Array, "*member"] = eqx.field(converter=_as_float32)
@@ -150,14 +163,23 @@ class PPOHyperparams(eqx.Module):
     update_epochs: Int[Array, "*member"] = eqx.field(converter=_as_int32, default=10)
     normalize_advantage: Bool[Array, "*member"] = eqx.field(converter=_as_bool, default=True)
     normalize_observations: Bool[Array, "*member"] = eqx.field(converter=_as_bool, default=False)
+    divergence_limit: Float[Array, "*member"] = eqx.field(
+        converter=_as_float32, default=DEFAULT_DIVERGENCE_LIMIT
+    )
 
     def __check_init__(self):
-        for name in (*_FLOAT_RULES, "update_epochs"):
+        for name in (*_FLOAT_RULES, "update_epochs", "divergence_limit"):
             try:
                 value = np.asarray(getattr(self, name))
             except jax.errors.TracerArrayConversionError:
                 continue  # traced (built under jit or vmap): checked where it is concrete
-            if name == "update_epochs":
+            if name == "divergence_limit":
+                if not np.all(value > 0):
+                    raise ValueError(
+                        "PPO option `divergence_limit` must be > 0 (inf: no bound), got "
+                        f"{value.tolist()!r}."
+                    )
+            elif name == "update_epochs":
                 if not np.all(value >= 1):
                     raise ValueError(
                         f"PPO hyperparameter `update_epochs` must be >= 1, got {value.tolist()!r}."
@@ -270,7 +292,8 @@ def parse_hpo_config(config: Mapping[str, Any]) -> tuple[PPOConfig, PPOHyperpara
 
     - `config`: a `Configuration` of `get_hpo_config_space()` or any mapping with a subset
       of its 13 names; missing names take ARLBench's defaults. A mapping may use any value
-      that makes sense, inside the search space or not (`n_steps=100` is fine).
+      that makes sense, inside the search space or not (`n_steps=100` is fine). It may
+      also set the guard's `divergence_limit` (`GUARD_KEYS`).
 
     **Returns:**
 
@@ -282,12 +305,17 @@ def parse_hpo_config(config: Mapping[str, Any]) -> tuple[PPOConfig, PPOHyperpara
     `gamma > 1`, `n_steps < 1`, ...); `TypeError` for a value of the wrong type. The
     message names the key, the value and what is allowed.
     """
+    guard = {k: config[k] for k in GUARD_KEYS if isinstance(config, Mapping) and k in config}
+    if guard:
+        config = {k: v for k, v in config.items() if k not in GUARD_KEYS}
     values = _merged(config, get_default_hpo_config(), "PPO")
+    limit = _to_float("divergence_limit", guard.get("divergence_limit", DEFAULT_DIVERGENCE_LIMIT))
     ints = {k: _to_int(k, values[k]) for k in _INT_KEYS}
     static = PPOConfig(**ints)
     floats = {k: _to_float(k, values[k]) for k in _FLOAT_RULES}
     switches = {k: _to_bool(k, values[k]) for k in _BOOL_KEYS}
-    hparams = PPOHyperparams(**floats, update_epochs=ints["update_epochs"], **switches)
+    hparams = PPOHyperparams(**floats, update_epochs=ints["update_epochs"], **switches,
+                             divergence_limit=limit)  # fmt: skip
     return static, hparams  # their __check_init__s check the ranges
 
 
@@ -314,10 +342,11 @@ def parse_nas_config(config: Mapping[str, Any] | None, cnn_policy: bool = False)
 def hpo_config_to_dict(config: PPOConfig, hparams: PPOHyperparams) -> dict[str, Any]:
     """The inverse of `parse_hpo_config` for one agent: plain Python values by name.
 
-    `update_epochs` is the epochs the run takes (`hparams`'), not the compiled slots.
+    `update_epochs` is the epochs the run takes (`hparams`'), not the compiled slots;
+    the guard's `divergence_limit` comes last.
     """
     out: dict[str, Any] = {"n_steps": config.n_steps, "minibatch_size": config.minibatch_size}
     out["update_epochs"] = int(hparams.update_epochs)
     out.update({k: bool(getattr(hparams, k)) for k in _BOOL_KEYS})
     out.update({k: float(getattr(hparams, k)) for k in _FLOAT_RULES})
-    return {k: out[k] for k in HPO_KEYS}
+    return {**{k: out[k] for k in HPO_KEYS}, "divergence_limit": float(hparams.divergence_limit)}

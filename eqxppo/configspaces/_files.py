@@ -38,7 +38,7 @@ from ConfigSpace.hyperparameters import (
 )
 
 from .._extras import require
-from ._config import HPO_KEYS
+from ._config import HPO_KEYS, parse_hpo_config
 
 
 PREFIX = "hp_config."
@@ -116,8 +116,28 @@ def parse_search_space(
                 f"{where}: unknown hyperparameter {key!r}; PPO's are "
                 f"{sorted(PREFIX + k for k in HPO_KEYS)} (the prefix is optional)."
             )
-        space.add(_hyperparameter(hp_name, spec, where))
+        hp = _hyperparameter(hp_name, spec, where)
+        _check_values(hp, where)
+        space.add(hp)
     return space
+
+
+def _check_values(hp: Hyperparameter, where: str) -> None:
+    """Every value `hp` can take (its bounds, choices, sequence or constant) must be one
+    PPO accepts: a space is checked when it is read, not when a trial draws the value."""
+    if isinstance(hp, NumericalHyperparameter):
+        values = [hp.lower, hp.upper]
+    elif isinstance(hp, CategoricalHyperparameter):
+        values = list(hp.choices)
+    elif isinstance(hp, OrdinalHyperparameter):
+        values = list(hp.sequence)
+    else:
+        values = [hp.value]  # type: ignore[attr-defined]
+    for value in values:
+        try:
+            parse_hpo_config({hp.name: _plain(value)})
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{where}: `{hp.name}` can take {_plain(value)!r}: {error}") from None
 
 
 def search_space_to_yaml(space: ConfigurationSpace, seed: int = 0) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 from jax.experimental import io_callback
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Real
 
-from .._extras import require
+from .._extras import MissingExtraError, require
 from ._environment import AbstractEnvironment, ActionSpec, EnvStep, action_spec_of, as_policy_obs
 
 
@@ -33,13 +33,19 @@ def _vector(name: str, n_envs: int, env_kwargs: tuple[tuple[str, Any], ...]) -> 
     key = (name, n_envs, env_kwargs)
     if key not in _VECTORS:
         gym = require("gymnasium", "gymnasium")
-        _VECTORS[key] = gym.make_vec(
-            name,
-            num_envs=n_envs,
-            vectorization_mode="sync",
-            vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
-            **dict(env_kwargs),
-        )
+        try:
+            _VECTORS[key] = gym.make_vec(
+                name,
+                num_envs=n_envs,
+                vectorization_mode="sync",
+                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+                **dict(env_kwargs),
+            )
+        except gym.error.DependencyNotInstalled as error:  # Box2D, MuJoCo, ...
+            raise MissingExtraError(
+                f"gymnasium {name} needs a package that is not installed "
+                f"({str(error).split('.')[0]}): pip install 'eqxppo[gymnasium]'."
+            ) from None
     return _VECTORS[key]
 
 

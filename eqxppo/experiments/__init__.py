@@ -10,5 +10,6 @@ from ._compose import expand_sweeps as expand_sweeps
 from ._plan import Job as Job
 from ._plan import Study as Study
 from ._plan import plan as plan
+from ._run import JobMismatch as JobMismatch
 from ._run import run_jobs as run_jobs
 from ._run import run_study as run_study

@@ -2,9 +2,14 @@
 eqxppo's own files.
 
 A job's folder gets ARLBench's `performance.csv` (the objective) and `done.txt` (a
-finished job: running the tree again skips it and reads the objective back, as
-`run_arlbench.py` does), and eqxppo's `config.yaml` (the composed tree, resolved),
+finished job, written last), and eqxppo's `config.yaml` (the composed tree, resolved),
 `metrics.csv` (one row per evaluation: returns and losses) and `checkpoint.eqx`.
+Running the tree again reads a finished job's objective back, as `run_arlbench.py`
+does, but only when its `config.yaml` records the same resolved tree: ARLBench's
+folders do not depend on the hyperparameters, so a rerun with other settings would
+otherwise report the old result. It raises `JobMismatch` instead, naming the keys that
+differ (choose another `hydra.run.dir`, or delete the folder to retrain). A job's folder
+is locked (`eqxppo._lock`) while it trains.
 A multirun's jobs that differ only in `autorl.seed`, on a JAX-native framework, train as
 one population (one compiled program, the seeds side by side); member `seed` starts from
 `fold_in(key(0), seed)` exactly as the job alone would. A study's folder gets
@@ -12,8 +17,9 @@ one population (one compiled program, the seeds side by side); member `seed` sta
 """
 
 import ast
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +28,8 @@ import jax.random as jr
 import numpy as np
 
 from .._csv import write_csv
-from ..autorl import Trial, agent_options, incumbent, make_envs, tune
+from .._lock import folder_lock, remove_stale_temporaries
+from ..autorl import Trial, agent_options, incumbent, make_envs, read_trials, tune
 from ..configspaces import HPO_KEYS, parse_search_space
 from ..ppo import PPO, Population, PPOTrainingResult, save
 from ..tracking import (
@@ -34,6 +41,49 @@ from ..tracking import (
     member_result,
 )
 from ._plan import Job, Study
+
+
+class JobMismatch(ValueError):
+    """A job's folder holds a finished job of another configuration."""
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, Mapping) or not tree:
+        return {prefix.rstrip("."): tree}
+    return {k: v for key, value in tree.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+
+
+def _finished(job: Job) -> bool:
+    """Whether `job.out` holds this very job, finished; `JobMismatch` if it holds a
+    finished job of another configuration (or one whose configuration is unknown)."""
+    import yaml
+
+    if not (job.out / "done.txt").exists() or not (job.out / "performance.csv").exists():
+        return False
+    recorded_file = job.out / "config.yaml"
+    if not recorded_file.exists():
+        raise JobMismatch(
+            f"{str(job.out)!r} holds a finished job without the config.yaml that says how it "
+            "was configured: its result cannot be trusted for this job. Choose another "
+            "hydra.run.dir, or delete the folder to retrain."
+        )
+    try:
+        recorded = yaml.safe_load(recorded_file.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise JobMismatch(f"{str(recorded_file)!r} is unreadable ({error}).") from None
+    recorded.pop("overrides", None)
+    mine = json.loads(json.dumps(job.config, default=str))
+    before = json.loads(json.dumps(recorded, default=str))
+    new, old = _flat(mine), _flat(before)
+    differ = [f"{k}={new.get(k)!r} (the finished job has {old.get(k)!r})"
+              for k in sorted(set(new) | set(old)) if new.get(k) != old.get(k)]  # fmt: skip
+    if differ:
+        raise JobMismatch(
+            f"{str(job.out)!r} holds a finished job of another configuration: "
+            f"{'; '.join(differ)}. Choose another hydra.run.dir (or --out), or delete the "
+            "folder to retrain."
+        )
+    return True
 
 
 def _objectives(returns: np.ndarray, job: Job) -> dict[str, float]:
@@ -56,6 +106,9 @@ def _finish_job(
                                                           n_evaluations=n_evals))  # fmt: skip
     objectives = _objectives(np.asarray(result.eval_rewards)[-1], job)
     job.out.mkdir(parents=True, exist_ok=True)
+    # `done.txt` last: a crash before it leaves a job that trains again, never a done
+    # job with some other job's files.
+    (job.out / "done.txt").unlink(missing_ok=True)
     (job.out / "config.yaml").write_text(yaml.safe_dump(
         {**job.config, "overrides": list(job.overrides)}, sort_keys=False))  # fmt: skip
     write_csv(job.out / "metrics.csv", rows)
@@ -97,11 +150,25 @@ def _same_but_seed(a: Job, b: Job) -> bool:
 
 
 def run_jobs(jobs: Sequence[Job], *, loggers: Sequence[AbstractLogger] = ()) -> list[float]:
-    """Run each job (or read back a finished one's objective); returns the objectives."""
+    """Run each job (or read back a finished one's objective); returns the objectives.
+
+    Holds every job's folder for the whole call. Raises `JobMismatch` (before training
+    anything) when a folder holds a finished job of another configuration, and
+    `eqxppo._lock.FolderInUse` when another process holds one.
+    """
+    with contextlib.ExitStack() as stack:
+        for job in jobs:
+            stack.enter_context(folder_lock(job.out, what="job"))
+            remove_stale_temporaries(job.out)
+        return _run_jobs(jobs, loggers)
+
+
+def _run_jobs(jobs: Sequence[Job], loggers: Sequence[AbstractLogger]) -> list[float]:
     values: dict[int, float] = {}
     todo = []
+    finished = [job for job in jobs if _finished(job)]  # every check before any training
     for job in jobs:
-        if (job.out / "done.txt").exists() and (job.out / "performance.csv").exists():
+        if job in finished:
             values[job.number] = _read_performance(job)
         else:
             todo.append(job)
@@ -168,12 +235,18 @@ def run_study(
     """The study as `eqxppo.autorl.tune` runs it: trials of `study.job`'s hyperparameters
     with the search space's values, `batch` at a time as a population, at most
     `max_budget` steps each over `study.seeds`; resumable from its folder."""
+
+    out = study.job.out
+    with folder_lock(out, what="study"):
+        return _run_study(study, batch, loggers, on_batch)
+
+
+def _run_study(
+    study: Study, batch: int, loggers: Sequence[AbstractLogger], on_batch: Any
+) -> list[Trial]:
     import yaml
 
     out = study.job.out
-    out.mkdir(parents=True, exist_ok=True)
-    # The study's record of its space, in the tree's own form.
-    (out / "search_space.yaml").write_text(yaml.safe_dump(study.search_space, sort_keys=False))
     space = parse_search_space(study.search_space, name="search_space",
                                where="the tree's search_space")  # fmt: skip
     base = {k: v for k, v in (study.job.config.get("hp_config") or {}).items() if k in HPO_KEYS}
@@ -185,6 +258,9 @@ def run_study(
     group = out.resolve().name
 
     def logged(new: list[Trial]) -> None:
+        # Hypersweeper's tables follow the log batch by batch, so a killed study's
+        # files hold every trial it finished.
+        _hypersweeper_files(study, read_trials(out / "trials.jsonl"), out)
         log_trials(loggers, new, group=group)
         if on_batch is not None:
             on_batch(new)
@@ -196,5 +272,8 @@ def run_study(
         min_budget=study.min_budget if study.optimizer == "smac" else None,
         eta=study.eta if study.optimizer == "smac" else 3,
     )  # fmt: skip
+    # The study's record of its space, in the tree's own form (once `tune` has checked
+    # that the folder's study is this one).
+    (out / "search_space.yaml").write_text(yaml.safe_dump(study.search_space, sort_keys=False))
     _hypersweeper_files(study, trials, out)
     return trials

@@ -111,7 +111,12 @@ def load(path: str | os.PathLike, agent: PPO | None = None) -> tuple[PPO, PPOSta
             "jax_default_prng_impl to it before loading."
         )
     if agent is None:
-        agent = PPO.from_spec(AgentSpec.from_metadata(meta), meta["hpo_config"])
+        try:
+            agent = PPO.from_spec(AgentSpec.from_metadata(meta), meta["hpo_config"])
+        except (KeyError, TypeError, ValueError) as error:  # a header eqxppo never wrote
+            raise CheckpointError(
+                f"{str(path)!r} records an agent this eqxppo cannot rebuild: {error!r}."
+            ) from None
     else:
         _check_compatible(path, meta, agent)
     like = eqx.filter_eval_shape(agent.init, jr.key(0)).runner_state

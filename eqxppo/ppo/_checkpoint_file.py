@@ -1,10 +1,12 @@
 """The checkpoint file: a JSON header and the state's array leaves, written atomically.
 
-Layout: the line `EQXPPO-CHECKPOINT`, one line of JSON (format version, metadata, the
-payload's length and SHA-256), then the leaves as `eqx.tree_serialise_leaves` writes
-them. PRNG keys are stored as their key data. A write goes to a temporary file in the
-same folder, is flushed to disk and renamed over the target, so a crash never leaves a
-half-written file under the checkpoint's name.
+Layout: the line `EQXPPO-CHECKPOINT`, the line `sha256 <hex>`, one line of JSON (format
+version, metadata, the payload's length), then the leaves as `eqx.tree_serialise_leaves`
+writes them. The checksum covers every byte after its own line, the header included:
+`load` rebuilds the agent from the header, so an edited hyperparameter must be caught
+as surely as a flipped bit in the parameters. PRNG keys are stored as their key data. A
+write goes to a temporary file in the same folder, is flushed to disk and renamed over
+the target, so a crash never leaves a half-written file under the checkpoint's name.
 """
 
 import hashlib
@@ -22,7 +24,8 @@ import jax.random as jr
 
 T = TypeVar("T")
 # 2: the optimizer state is over the parameter tree; the runner state has `diverged`.
-FORMAT_VERSION = 3
+# 4: the checksum covers the header; the hyperparameters hold `divergence_limit`.
+FORMAT_VERSION = 4
 _MAGIC = b"EQXPPO-CHECKPOINT\n"
 
 
@@ -46,18 +49,14 @@ def write_checkpoint(path: str | os.PathLike, metadata: dict[str, Any], tree: An
     buffer = io.BytesIO()
     eqx.tree_serialise_leaves(buffer, _key_data(eqx.filter(tree, eqx.is_array)))
     payload = buffer.getvalue()
-    header = {
-        "format_version": FORMAT_VERSION,
-        "metadata": metadata,
-        "payload_bytes": len(payload),
-        "payload_sha256": hashlib.sha256(payload).hexdigest(),
-    }
+    header = {"format_version": FORMAT_VERSION, "metadata": metadata, "payload_bytes": len(payload)}
+    body = json.dumps(header).encode() + b"\n" + payload
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(_MAGIC)
-            f.write(json.dumps(header).encode() + b"\n")
-            f.write(payload)
+            f.write(b"sha256 " + hashlib.sha256(body).hexdigest().encode() + b"\n")
+            f.write(body)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -82,32 +81,36 @@ def open_checkpoint(path: str | os.PathLike) -> CheckpointFile:
     data = path.read_bytes()
     if not data.startswith(_MAGIC):
         raise CheckpointError(f"{str(path)!r} is not an eqxppo checkpoint.")
-    line, newline, payload = data[len(_MAGIC) :].partition(b"\n")
-    try:
-        if not newline:
-            raise ValueError
-        header = json.loads(line)
-    except ValueError:
-        raise CheckpointError(f"{str(path)!r}: the header is truncated or corrupt.") from None
-    version = header.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{str(path)!r} has checkpoint format {version!r}; this eqxppo reads formats up to "
-            f"{FORMAT_VERSION}. Upgrade eqxppo to load it."
-        )
-    if version < FORMAT_VERSION:
+    corrupt = CheckpointError(f"{str(path)!r} is corrupt: its checksum does not match.")
+    checksum, newline, body = data[len(_MAGIC) :].partition(b"\n")
+    if checksum.startswith(b"{"):  # formats before 4: a header line and no checksum line
+        version = _old_version(checksum)
         raise CheckpointError(
             f"{str(path)!r} has checkpoint format {version}, written by an older eqxppo whose "
             f"state layout this version ({FORMAT_VERSION}) does not read; retrain, or load it "
             "with the eqxppo that wrote it."
         )
-    if len(payload) != header["payload_bytes"]:
+    if not newline:
+        raise CheckpointError(f"{str(path)!r}: the file is truncated.")
+    if not checksum.startswith(b"sha256 ") or len(checksum) != len("sha256 ") + 64:
+        raise corrupt
+    if hashlib.sha256(body).hexdigest().encode() != checksum[len("sha256 ") :]:
+        line, newline, payload = body.partition(b"\n")
+        expected = _payload_bytes(line)
+        if newline and expected is not None and len(payload) < expected:
+            raise CheckpointError(
+                f"{str(path)!r} is truncated: {len(payload)} of {expected} bytes of state."
+            )
+        raise corrupt
+    # Every byte below was checked: what fails now was written so by an eqxppo.
+    line, _, payload = body.partition(b"\n")
+    header = json.loads(line)
+    version = header["format_version"]
+    if version != FORMAT_VERSION:
         raise CheckpointError(
-            f"{str(path)!r} is truncated: {len(payload)} of {header['payload_bytes']} bytes "
-            "of state."
+            f"{str(path)!r} has checkpoint format {version!r}; this eqxppo reads format "
+            f"{FORMAT_VERSION}. Upgrade eqxppo to load it."
         )
-    if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
-        raise CheckpointError(f"{str(path)!r} is corrupt: the state's checksum does not match.")
     return CheckpointFile(path, header["metadata"], payload)
 
 
@@ -142,3 +145,20 @@ def read_state(checkpoint: CheckpointFile, like: T) -> T:
             raise mismatch
     loaded = jax.tree.map(lambda x, k: jr.wrap_key_data(x) if k else x, loaded, keys)
     return eqx.combine(loaded, static)
+
+
+def _old_version(line: bytes) -> Any:
+    try:
+        return json.loads(line).get("format_version")
+    except (ValueError, AttributeError):
+        return "unknown"
+
+
+def _payload_bytes(line: bytes) -> int | None:
+    """The payload length a (not yet trusted) header claims, to tell truncation from
+    corruption in the error."""
+    try:
+        value = json.loads(line).get("payload_bytes")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None

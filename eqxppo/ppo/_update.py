@@ -213,7 +213,8 @@ def update_step(
     the hidden states the rollout started from.
 
     Divergence guard: if any loss, new parameter, optimizer moment or observation
-    statistic is not finite, the update is thrown away (network, optimizer state and
+    statistic is not finite, or a loss or gradient norm passes `hparams.divergence_limit`
+    (a finite blow-up), the update is thrown away (network, optimizer state and
     observation statistics stay as they were) and `runner_state.diverged` is set. A
     diverged state keeps its last finite policy, statistics included, and never trains
     again (the environments still step); the flag is per run, so each member of a
@@ -281,7 +282,11 @@ def update_step(
     ran = jnp.arange(config.update_epochs) < hparams.update_epochs
     losses = jtu.tree_map(lambda x: jnp.where(ran[:, None], x, 0.0), stats.loss)
     finite = _all_finite(losses) & _all_finite(state) & _all_finite(new_normalizer)
-    keep = finite & ~runner_state.diverged
+    # A finite blow-up (a loss or gradient norm past `divergence_limit`) is divergence too.
+    grad_norm = jnp.where(ran[:, None], stats.grad_norm, 0.0)
+    sizes = [jnp.abs(x).max() for x in jtu.tree_leaves(losses)] + [grad_norm.max()]
+    healthy = finite & (jnp.stack(sizes).max() <= hparams.divergence_limit)
+    keep = healthy & ~runner_state.diverged
     new_train_state = PPOTrainState(
         unflatten(state.params), unflatten_opt_state(state.opt_state), state.step
     )
@@ -297,7 +302,7 @@ def update_step(
         obs=obs,
         global_step=runner_state.global_step + config.batch_size(env.n_envs),
         hparams=hparams,
-        diverged=runner_state.diverged | ~finite,
+        diverged=runner_state.diverged | ~healthy,
         hidden=hidden,
     )
     metrics = None
