@@ -26,6 +26,8 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from ._sums import column_sum
+
 
 KERNELS_ENV_VAR = "EQXPPO_KERNELS"
 # The CPU forms of this module, or the plain Equinox/JAX forms (the reference, and the
@@ -53,23 +55,20 @@ def check_kernels(choice: str, *, what: str = "kernels") -> Kernels:
 
 # -- compiler options ---------------------------------------------------------------------
 
-# LLVM's optimisation level for XLA:CPU's generated code (XLA's default is 3). At 1 a
-# population's train program compiled in 9.3 s instead of 14.5 s and trained as fast
-# (CartPole-v1, 8 members, 100k steps; `benchmarks/README.md`). XLA's own passes, which
-# decide the arithmetic, run as before; LLVM may still contract or order a few float
-# operations differently, so values can differ in the last bit (the 100k-step run gave
-# the same parameters bit for bit; a shorter test run differed by one ulp in one weight).
-# Single runs (`PPO.train`, through `jit`) keep XLA's defaults; a population member
-# matches its single run to float tolerance, as it does anyway under `vmap`.
-BACKEND_OPTIMIZATION_LEVEL = 1
+# XLA options for the programs eqxppo compiles ahead of time (a population's). They are
+# XLA's defaults, the options `jit` compiles a single run with: a member then trains
+# bit for bit as its single run (`tests/test_reproducibility.py`). LLVM's optimisation
+# level 1 compiled a population's train program in 9.3 s instead of 14.5 s (CartPole-v1,
+# 8 members, 100k steps) and trained as fast, but LLVM then fuses a few float operations
+# differently (an observation variance differed in its last bit after five updates),
+# and a study's numbers would depend on whether a trial trained alone or in a batch.
 
 
 def compiler_options(kernels: Kernels) -> dict[str, int]:
     """XLA options for the programs eqxppo compiles ahead of time for networks that use
-    `kernels` (the cheaper LLVM level with the CPU forms, XLA's defaults otherwise)."""
-    return (
-        {"xla_backend_optimization_level": BACKEND_OPTIMIZATION_LEVEL} if kernels == "cpu" else {}
-    )
+    `kernels`: XLA's defaults with either kernels (see above)."""
+    del kernels
+    return {}
 
 
 # -- dense layers -------------------------------------------------------------------------
@@ -112,7 +111,9 @@ def _batched_linear_bwd(residuals: tuple[Array, Array], g: Array) -> tuple[Array
         grad_weight = lax.optimization_barrier(x.T @ g).T
     else:
         grad_weight = lax.optimization_barrier(g.T) @ x
-    return g @ weight, grad_weight, jnp.sum(g, axis=0)
+    # The bias gradient in a fixed order: XLA:CPU orders `jnp.sum(g, axis=0)` by the
+    # shape around it, so a population member's would round unlike its single run's.
+    return g @ weight, grad_weight, column_sum(g)
 
 
 batched_linear.defvjp(_batched_linear_fwd, _batched_linear_bwd)

@@ -4,6 +4,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._sums import column_sum
+
 
 class NormalizerState(eqx.Module):
     """Running statistics of observations (Chan et al.'s parallel update, float32).
@@ -32,13 +34,18 @@ def update_normalizer(
     n_obs_axes = state.mean.ndim
     flat = batch.reshape(-1, *batch.shape[batch.ndim - n_obs_axes :])
     n = jnp.asarray(flat.shape[0], jnp.float32)
-    batch_mean = flat.mean(axis=0)
-    batch_var = flat.var(axis=0)
+    batch_mean = column_sum(flat) / n
+    batch_var = column_sum((flat - batch_mean[None]) ** 2) / n
     total = state.count + n
     delta = batch_mean - state.mean
-    mean = state.mean + delta * (n / total)
-    m2 = state.var * state.count + batch_var * n + delta**2 * state.count * n / total
-    return NormalizerState(mean=mean, var=m2 / total, count=total)
+    # The scalar factors first, each array times one of them: XLA's simplifier regroups
+    # a chain of products with constants (`delta**2 * count * n / total`), and turns a
+    # division by a broadcast scalar into a product with its reciprocal, in one shape of
+    # the arrays (a population's) and not in another (a single run's).
+    ratio, weight, inverse = n / total, state.count * n / total, 1.0 / total
+    mean = state.mean + delta * ratio
+    m2 = state.var * state.count + batch_var * n + delta**2 * weight
+    return NormalizerState(mean=mean, var=m2 * inverse, count=total)
 
 
 def normalize(

@@ -4,10 +4,12 @@ import abc
 import math
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import jax.random as jr
+from jax import lax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, Scalar
+
+from .._sums import fixed_sum
 
 
 class AbstractDistribution(eqx.Module):
@@ -42,11 +44,20 @@ class Categorical(AbstractDistribution):
         return jnp.argmax(self.logits).astype(jnp.int32)
 
     def log_prob(self, action: Int[Array, ""]) -> Scalar:
-        return jax.nn.log_softmax(self.logits)[action]
+        return _log_softmax(self.logits)[action]
 
     def entropy(self) -> Scalar:
-        log_p = jax.nn.log_softmax(self.logits)
-        return -jnp.sum(jnp.exp(log_p) * log_p)
+        log_p = _log_softmax(self.logits)
+        return -fixed_sum(jnp.exp(log_p) * log_p)
+
+
+def _log_softmax(logits: Float[Array, " n"]) -> Float[Array, " n"]:
+    """`jax.nn.log_softmax` with its sum over the actions in a fixed order
+    (`eqxppo._sums`), so a population member's log-probabilities round as its single
+    run's (`jnp.sum`'s order over 5, 6 or 18 actions changed under `vmap`). Its
+    gradient is the same function's (autodiff through the fixed sum)."""
+    shifted = logits - lax.stop_gradient(jnp.max(logits))
+    return shifted - jnp.log(fixed_sum(jnp.exp(shifted)))
 
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -67,10 +78,10 @@ class DiagGaussian(AbstractDistribution):
 
     def log_prob(self, action: Float[Array, " action_dim"]) -> Scalar:
         z = (action - self.mean) * jnp.exp(-self.log_std)
-        return jnp.sum(-0.5 * z**2 - self.log_std - 0.5 * _LOG_2PI)
+        return fixed_sum(-0.5 * z**2 - self.log_std - 0.5 * _LOG_2PI)
 
     def entropy(self) -> Scalar:
-        return jnp.sum(self.log_std + 0.5 * (1.0 + _LOG_2PI))
+        return fixed_sum(self.log_std + 0.5 * (1.0 + _LOG_2PI))
 
 
 def action_distribution(

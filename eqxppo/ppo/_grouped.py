@@ -3,10 +3,10 @@ member order and the groups' stacked, padded, sharded rows.
 
 A population trains each group (members of one compiled program) as one stacked state.
 Group `g`'s first `len(members[g])` rows are its members in order; the rows after them,
-up to a multiple of its device count, pad it with copies of its last member and are
-never a member's. A group with fewer members than the mesh has devices runs on as many
-devices as it has members (on one process's mesh): a one-member group on two CPU
-devices would otherwise train a padding copy beside its member. This type is the one
+up to a multiple of its device count and at least two per device, pad it with copies of
+its last member and are never a member's. A group with fewer than two members per
+device runs on fewer devices (on one process's mesh): a three-member group on two CPU
+devices runs on one, rather than beside a padding copy. This type is the one
 place that knows that layout: `Population` and its features (results,
 hyperparameters, divergence flags, PBT, member states) gather and scatter through it.
 """
@@ -34,14 +34,30 @@ def _stack(trees: Sequence[Any]) -> Any:
     return eqx.combine(stacked, eqx.filter(trees[0], eqx.is_array, inverse=True))
 
 
+# The fewest rows a device runs of a group. XLA:CPU compiles a `vmap` whose member axis
+# holds one row per device as another program (the axis of size one is simplified
+# away), whose float operations round differently from the same member's single run;
+# with two rows or more a member trains bitwise as it does alone (tested in
+# `tests/test_reproducibility.py`). A one-member group pays for a padding copy.
+MIN_ROWS_PER_DEVICE = 2
+
+
 def group_mesh(mesh: Mesh, n_members: int) -> Mesh:
-    """The devices a group of `n_members` runs on: `mesh`, or its first `n_members`
-    devices when it has more devices than that and all of them are this process's (a
-    mesh across processes keeps every process's devices in every program)."""
+    """The devices a group of `n_members` runs on: `mesh`, or its first
+    `n_members // MIN_ROWS_PER_DEVICE` devices (at least one) when that is fewer and all
+    of them are this process's (a mesh across processes keeps every process's devices
+    in every program)."""
     here = jax.process_index()
-    if n_members >= mesh.size or any(d.process_index != here for d in mesh.devices.flat):
+    n_devices = max(1, n_members // MIN_ROWS_PER_DEVICE)
+    if n_devices >= mesh.size or any(d.process_index != here for d in mesh.devices.flat):
         return mesh
-    return Mesh(mesh.devices.flat[:n_members], mesh.axis_names)
+    return Mesh(mesh.devices.flat[:n_devices], mesh.axis_names)
+
+
+def group_rows(n_members: int, n_devices: int) -> int:
+    """The rows of a group of `n_members` on `n_devices`: a multiple of the device count,
+    at least `MIN_ROWS_PER_DEVICE` per device, padded with copies of the last member."""
+    return max(padded_size(n_members, n_devices), MIN_ROWS_PER_DEVICE * n_devices)
 
 
 class GroupedMembers:
@@ -64,9 +80,7 @@ class GroupedMembers:
             raise ValueError(f"The groups must partition the members, got {self.members}.")
         self.n_members = len(order)
         self.meshes = tuple(group_mesh(mesh, len(g)) for g in self.members)
-        self.n_padded = tuple(
-            padded_size(len(g), m.size) for g, m in zip(self.members, self.meshes)
-        )
+        self.n_padded = tuple(group_rows(len(g), m.size) for g, m in zip(self.members, self.meshes))
         self._rows = {m: (g, row) for g, group in enumerate(self.members) for row, m in
                       enumerate(group)}  # fmt: skip
         self._inverse = None if np.all(order == np.arange(len(order))) else np.argsort(order)

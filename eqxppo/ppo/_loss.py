@@ -7,8 +7,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
+from jax import lax
 from jaxtyping import Array, Bool, Float, Real, Scalar
 
+from .._sums import fixed_mean, fixed_sum, fixed_var
 from ..configspaces import PPOHyperparams
 from ..networks import AbstractActorCritic, AbstractDistribution, AbstractRecurrentActorCritic
 
@@ -89,11 +91,14 @@ def ppo_loss(
     dist, value = policy_and_value(network, batch)
     batch = batch.samples()
     weight = batch.weight
+    # Every mean in a fixed order of additions (`eqxppo._sums`): a population member's
+    # loss then rounds as its single run's.
     if weight is None:
-        mean, std = jnp.mean, jnp.std
+        mean = fixed_mean
+        std = lambda x: jnp.sqrt(fixed_var(x))
     else:
-        total_weight = jnp.maximum(weight.sum(), 1.0)
-        mean = lambda x: jnp.sum(weight * x) / total_weight
+        total_weight = jnp.maximum(fixed_sum(weight), 1.0)
+        mean = lambda x: fixed_sum(weight * x) / total_weight
         std = lambda x: jnp.sqrt(mean(jnp.square(x - mean(x))))
 
     log_prob = jax.vmap(lambda d, a: d.log_prob(a))(dist, batch.action)
@@ -108,12 +113,18 @@ def ppo_loss(
     )
 
     advantages = batch.advantages
-    normalized = (advantages - mean(advantages)) / (std(advantages) + 1e-8)
+    # Times the reciprocal, not divided by a broadcast scalar: XLA rewrites the division
+    # into that product in some shapes and not in others (alone vs a population).
+    normalized = (advantages - mean(advantages)) * (1.0 / (std(advantages) + 1e-8))
     advantages = jnp.where(hparams.normalize_advantage, normalized, advantages)
     ratio = jnp.exp(log_prob - batch.log_prob)
     clipped_ratio = jnp.clip(ratio, 1.0 - hparams.clip_eps, 1.0 + hparams.clip_eps)
     actor_loss = -mean(jnp.minimum(ratio * advantages, clipped_ratio * advantages))
 
+    # The total from the terms as they are reported: without the barrier XLA may regroup
+    # a term's constant factors (`0.5 * sum / n * vf_coef`) one way alone and another way
+    # in a population.
+    value_loss, actor_loss, entropy = lax.optimization_barrier((value_loss, actor_loss, entropy))
     total = actor_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
     return total, (value_loss, actor_loss, entropy)
 

@@ -8,12 +8,14 @@ import jax.tree_util as jtu
 import optax
 from jaxtyping import Array, Float, PyTree
 
+from .._sums import fixed_sum
 from ..configspaces import PPOHyperparams
 
 
 def global_norm(tree: PyTree[Array]) -> Float[Array, ""]:
     """The l2 norm of all leaves together (`None` leaves, as in filtered grads, skipped)."""
-    return jnp.sqrt(sum((jnp.sum(jnp.square(x)) for x in jtu.tree_leaves(tree)), jnp.float32(0)))
+    # Each leaf's sum in a fixed order (`eqxppo._sums`): a member clips as its single run.
+    return jnp.sqrt(sum((fixed_sum(jnp.square(x)) for x in jtu.tree_leaves(tree)), jnp.float32(0)))
 
 
 def clip_by_global_norm(max_norm: Float[Array, ""]) -> optax.GradientTransformation:

@@ -179,8 +179,10 @@ def rollout_values(
         step_value = lambda h, o: network.step(h, o)[2]
         return rollout.value, jax.vmap(jax.vmap(step_value))(rollout.hidden, final_obs)
     both = jnp.concatenate([rollout.obs, rollout.step.final_obs])
-    values = jax.vmap(jax.vmap(network.value))(
-        maybe_normalize(normalizer_state, both, normalize_observations)
-    )
+    both = maybe_normalize(normalizer_state, both, normalize_observations)
+    # One batch through `forward_batch`, the form the loss uses: its products round the
+    # same alone and under a population's `vmap`.
+    flat = both.reshape(-1, *both.shape[2:])
+    values = network.forward_batch(flat)[1].reshape(both.shape[:2])
     value, next_value = jnp.split(values, 2)
     return value, next_value

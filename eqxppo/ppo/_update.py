@@ -12,6 +12,7 @@ import jax.tree_util as jtu
 import optax
 from jaxtyping import Array, Bool, Float, Int
 
+from .._sums import fixed_var
 from .._third_party import third_party_numpy
 from ..configspaces import PPOConfig, PPOHyperparams
 from ..envs import AbstractEnvironment, update_normalizer
@@ -73,7 +74,7 @@ def update_minibatch(
     with third_party_numpy():  # optax's Adam promotes its int32 step count
         updates, opt_state = optimizer(hparams).update(grads, state.opt_state, state.params)
     state = FlatTrainState(state.params + cast(Array, updates), opt_state, state.step + 1)
-    return state, StepStats((total, aux), global_norm(grads), jnp.var(grads))
+    return state, StepStats((total, aux), global_norm(grads), fixed_var(grads))
 
 
 def _run_epoch(
