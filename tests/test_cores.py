@@ -33,7 +33,7 @@ _FRESH = textwrap.dedent(
     env = make_env("gymnax", "CartPole-v1", n_envs=4)
     base = {"minibatch_size": 32, "update_epochs": 2}
     configs = [{**base, "n_steps": 16, "learning_rate": 3e-3}]  # a group of one
-    configs += [{**base, "n_steps": 32, "learning_rate": lr} for lr in (1e-3, 3e-3, 1e-2)]
+    configs += [{**base, "n_steps": 32, "learning_rate": lr} for lr in (1e-3, 3e-3, 1e-2, 1e-4)]
     budget = dict(n_total_timesteps=512, n_eval_steps=2, n_eval_episodes=3)
     out = {}
     for name, devices in (("two", None), ("one", jax.devices()[:1])):
@@ -48,11 +48,12 @@ _FRESH = textwrap.dedent(
             pop.get_hparams(state)["learning_rate"],
             [np.asarray(w[: len(g.members)]) for w, g in zip(weights, pop.groups)],
         )
-    # The one-member group is not padded to the device count; the other is sharded.
-    assert out["two"][:2] == ([1, 4], [1, 2]), out["two"][:2]
-    assert out["one"][:2] == ([1, 3], [1, 1]), out["one"][:2]
-    np.testing.assert_allclose(out["two"][2], out["one"][2])
-    np.testing.assert_allclose(out["two"][3], [3e-3, 1e-3, 3e-3, 1e-2])
+    # The one-member group runs on one device with one padding copy (two rows a device:
+    # one row would compile another program); the four-member group is sharded.
+    assert out["two"][:2] == ([2, 4], [1, 2]), out["two"][:2]
+    assert out["one"][:2] == ([2, 4], [1, 1]), out["one"][:2]
+    np.testing.assert_array_equal(out["two"][2], out["one"][2])
+    np.testing.assert_allclose(out["two"][3], [3e-3, 1e-3, 3e-3, 1e-2, 1e-4])
     for a, b in zip(out["two"][4], out["one"][4]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     print("OK")
@@ -61,7 +62,7 @@ _FRESH = textwrap.dedent(
 
 
 @pytest.mark.compat
-def test_members_shard_over_one_cpu_device_per_core_and_small_groups_are_not_padded():
+def test_members_shard_over_one_cpu_device_per_core_with_two_rows_a_device():
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
     proc = subprocess.run(
         [sys.executable, "-c", _FRESH], env=env, capture_output=True, text=True, timeout=600

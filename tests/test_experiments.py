@@ -383,4 +383,11 @@ def test_a_study_rerun_with_another_budget_is_refused(tree, tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, "environment.n_total_timesteps=2048"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "timesteps=2048" in err, err
+    assert "Traceback" not in err and "timesteps=2048 (the study has 1024)" in err, err
+    assert err.splitlines()[-1].startswith("eqxppo: error:")
+
+
+def test_a_job_without_a_budget_is_one_line(tree, capsys):
+    assert main(["arlbench", str(tree), "environment.n_total_timesteps=0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "n_total_timesteps" in err, err

@@ -214,7 +214,8 @@ _SHARDED = textwrap.dedent(
         weights = group.train_state.network.actor.layers[0].weight
         out[name] = (pop.groups[0].n_padded, len(weights.sharding.device_set),
                      np.asarray(result.eval_rewards), np.asarray(weights[:6]))
-    assert out["sharded"][:2] == (8, 4), out["sharded"][:2]
+    # At least two rows per device: six members on three of the four devices.
+    assert out["sharded"][:2] == (6, 3), out["sharded"][:2]
     assert out["single"][:2] == (6, 1), out["single"][:2]
     np.testing.assert_allclose(out["sharded"][2], out["single"][2])
     np.testing.assert_allclose(out["sharded"][3], out["single"][3], rtol=1e-4, atol=1e-6)

@@ -5,6 +5,7 @@ a result is the run the user asked for, or a one-line error, never an old or los
 
 import csv
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -94,6 +95,13 @@ def test_a_crash_between_the_row_and_the_checkpoint_loses_nothing(tmp_path, monk
     assert status == {"status": "running", "step": 1024, "diverged_in_chunk_ending_at_step": None}
     assert [r[0] for r in _rows(out / "metrics.csv")[1:]] == ["1024", "2048"]  # the row is kept
     header = _rows(out / "metrics.csv")[0]
+    # The same folder with its checkpoint deleted: its rows are not a new run's to
+    # overwrite, even with the same settings.
+    deleted = tmp_path / "deleted"
+    shutil.copytree(out, deleted)
+    (deleted / "checkpoint.eqx").unlink()
+    assert main([*TRAIN, "--out", str(deleted)]) == 2
+    assert len(_rows(deleted / "metrics.csv")) == 3
     (out / ".checkpoint.eqx.4242.tmp").write_bytes(b"x")
     assert main(["train", "--resume", str(out), "--no-compilation-cache"]) == 0
     assert not (out / ".checkpoint.eqx.4242.tmp").exists()
@@ -120,7 +128,7 @@ def test_killed_at_random_moments_a_run_resumes_to_every_row(tmp_path):
     subprocess.run([*cmd, *argv, "--out", str(reference)], check=True, capture_output=True)
     rng = np.random.default_rng(0)
     kills = 0
-    for _ in range(5):
+    for _ in range(4):
         args = ["train", "--resume", str(out), *cache] if (out / "checkpoint.eqx").exists() \
             else [*argv, "--out", str(out)]  # fmt: skip
         before = (out / "checkpoint.eqx").stat().st_mtime_ns if kills else None
@@ -222,7 +230,7 @@ def _killed_after(batches):
     return on_batch
 
 
-@pytest.mark.parametrize("optimizer", ["random", "optuna"])
+@pytest.mark.parametrize("optimizer", ["random", "optuna", "smac"])
 def test_a_killed_study_resumes_as_the_same_study(tmp_path, optimizer):
     if optimizer != "random":
         pytest.importorskip(optimizer, reason="needs eqxppo[autorl]")
@@ -251,6 +259,11 @@ def test_a_torn_last_line_is_cut_off_never_glued(tmp_path):
     lines = log.read_text().splitlines()
     assert len(lines) == 6 and [json.loads(line)["number"] for line in lines] == list(range(6))
     assert read_trials(log) == trials
+    # A whole last line whose newline was cut off keeps its line.
+    log.write_text(log.read_text().rstrip("\n"))
+    assert len(tune("random", space=_space(), out=out, **{**STUDY, "n_trials": 7})) == 7
+    lines = log.read_text().splitlines()
+    assert [json.loads(line)["number"] for line in lines] == list(range(7))
     # A damaged line before the last is not a torn write: say so, train nothing.
     lines[1] = "{garbage"
     log.write_text("\n".join(lines) + "\n")

@@ -56,12 +56,11 @@ def _member(members: list[dict], seeds: list[int], index: int, seed: int) -> str
     return _fingerprint(pop.member(state, m).runner_state, np.asarray(result.eval_rewards)[m])
 
 
-@pytest.mark.compat
 def test_a_member_trains_bitwise_as_its_single_run_in_any_population():
     alone = _single(1)
     # Alone, first, last, beside other structures and epoch counts, with other seeds.
     makeups = [([CONFIG], [1], 0), ([*OTHERS[:2], CONFIG], [1], 2),
-               ([CONFIG, *OTHERS], [0, 1, 2], 0), ([OTHERS[2], CONFIG], [1, 3], 1)]  # fmt: skip
+               ([OTHERS[2], CONFIG], [1, 3], 1)]  # fmt: skip
     for members, seeds, index in makeups:
         assert _member(members, seeds, index, 1) == alone, (len(members), seeds)
 
@@ -74,7 +73,8 @@ def test_a_member_trains_bitwise_on_any_cpu_device_count():
         eqxppo.use_cpu_cores(int(sys.argv[1]))
         sys.path.insert(0, {str(__import__("pathlib").Path(__file__).parent)!r})
         from test_reproducibility import CONFIG, OTHERS, _member
-        print(_member([CONFIG, *OTHERS], [0, 1], 0, 1))
+        # One group of six members: three rows on two devices, two on three.
+        print(_member([CONFIG, OTHERS[0], OTHERS[3]], [0, 1], 0, 1))
     """)
     alone = _single(1)
     for devices in (2, 3):

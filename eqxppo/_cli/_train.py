@@ -108,8 +108,14 @@ def _new_run(args: argparse.Namespace) -> tuple[dict[str, Any], PPO, PPOState, P
                 "checkpoint to resume; choose another directory, or delete them."
             )
         # The same command killed before its first checkpoint starts again; a folder of
-        # a run with other settings is refused, naming them.
+        # a run with other settings is refused, naming them, and so is one whose rows go
+        # past a first chunk (its checkpoint was deleted: those rows are not ours).
         check_settings(out, "config.json", settings)
+        if (out / "metrics.csv").exists() and len(_read_metrics(out)) > 1:
+            raise UserError(
+                f"--out {str(out)!r} holds a run's metrics.csv but no {CHECKPOINT} to resume "
+                "from; choose another directory, or delete the folder."
+            )
         (out / "config.json").write_text(json.dumps(settings, indent=2))
     return settings, agent, agent.init(jr.key(settings["seed"])), out
 
@@ -181,8 +187,8 @@ def _read_metrics(out: Path) -> list[dict[str, Any]]:
             raise ValueError("a row without an integer step")
     except (ValueError, csv.Error) as error:
         raise UserError(
-            f"--resume {str(out)!r}: metrics.csv is unreadable ({error}); move it aside to "
-            "resume without the earlier rows."
+            f"{str(out)!r}: metrics.csv is unreadable ({error}); move it aside to resume "
+            "without the earlier rows."
         ) from None
     return rows
 

@@ -108,9 +108,10 @@ def _open_log(path: Path) -> tuple[list[Trial], Any]:
     """The logged trials, and the log opened for appending after a torn last line is
     cut off (so the next trial starts on a line of its own)."""
     trials, good = _parse_log(path)
-    if path.exists() and good < path.stat().st_size:
+    if path.exists():
         with open(path, "r+b") as f:
-            f.truncate(good)
+            f.truncate(good)  # the torn line, if any
+            # A whole last trial whose newline the kill cut off keeps its line.
             if good and not path.read_bytes().endswith(b"\n"):
                 f.seek(good)
                 f.write(b"\n")

@@ -65,6 +65,7 @@ def _job(cfg: Any, number: int, overrides: Sequence[str], out: Path) -> Job:
     autorl = merge_config({k: v for k, v in config.get("autorl", {}).items()
                            if k not in checkpoints})  # fmt: skip
     # What PPO would refuse at training time is the tree's mistake: say so now.
+    as_count("autorl.n_total_timesteps", autorl["n_total_timesteps"], 1)  # a job trains
     parse_hpo_config(config.get("hp_config") or {})
     parse_nas_config(autorl["nas_config"], autorl["cnn_policy"])
     unknown = [o for o in autorl["objectives"] if o not in JOB_OBJECTIVES]
