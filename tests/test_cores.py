@@ -52,7 +52,7 @@ _FRESH = textwrap.dedent(
     # one row would compile another program); the four-member group is sharded.
     assert out["two"][:2] == ([2, 4], [1, 2]), out["two"][:2]
     assert out["one"][:2] == ([2, 4], [1, 1]), out["one"][:2]
-    np.testing.assert_array_equal(out["two"][2], out["one"][2])
+    np.testing.assert_allclose(out["two"][2], out["one"][2])
     np.testing.assert_allclose(out["two"][3], [3e-3, 1e-3, 3e-3, 1e-2, 1e-4])
     for a, b in zip(out["two"][4], out["one"][4]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -29,6 +29,16 @@ OTHERS = [{**CONFIG, "learning_rate": 1e-3}, {**CONFIG, "minibatch_size": 128},
           {**CONFIG, "ent_coef": 0.05}]  # fmt: skip
 
 
+# Measured: on jax 0.10.2 and 0.11.2 a member is bitwise its single run; on jax 0.7.2
+# (CI's oldest line) XLA:CPU still compiles the one-member population (two rows) into
+# other roundings. The README says so; these tests say which versions hold it.
+_BITWISE_JAX = tuple(int(part) for part in jax.__version__.split(".")[:2]) >= (0, 10)
+_older_jax = pytest.mark.xfail(
+    not _BITWISE_JAX, reason="before jax 0.10 XLA:CPU rounds a vmapped member otherwise",
+    strict=False,
+)  # fmt: skip
+
+
 def _fingerprint(runner_state, eval_rewards) -> str:
     """A hash of everything a member learned and reported."""
     leaves = jax.tree.leaves((runner_state.train_state, runner_state.normalizer_state))
@@ -56,6 +66,7 @@ def _member(members: list[dict], seeds: list[int], index: int, seed: int) -> str
     return _fingerprint(pop.member(state, m).runner_state, np.asarray(result.eval_rewards)[m])
 
 
+@_older_jax
 def test_a_member_trains_bitwise_as_its_single_run_in_any_population():
     alone = _single(1)
     # Alone, first, last, beside other structures and epoch counts, with other seeds.
@@ -65,6 +76,7 @@ def test_a_member_trains_bitwise_as_its_single_run_in_any_population():
         assert _member(members, seeds, index, 1) == alone, (len(members), seeds)
 
 
+@_older_jax
 @pytest.mark.e2e
 def test_a_member_trains_bitwise_on_any_cpu_device_count():
     code = textwrap.dedent(f"""
@@ -85,6 +97,7 @@ def test_a_member_trains_bitwise_on_any_cpu_device_count():
         assert out.stdout.split()[-1] == alone, devices
 
 
+@_older_jax
 def test_a_studys_results_do_not_depend_on_its_batch(tmp_path):
     from ConfigSpace import ConfigurationSpace, Float
 
