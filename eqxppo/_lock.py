@@ -6,7 +6,8 @@ run never leaves a stale lock behind: the lock file may stay, the lock does not.
 second process that asks for a held folder gets `FolderInUse` at once, naming the
 folder. Inside one process the lock is re-entrant (a command that locks its folder and
 then calls a library function that locks it again); the folder is released when the
-outermost holder leaves.
+outermost holder leaves. Whoever takes a folder first removes the temporary files a
+killed writer left there: no live writer can own them any more.
 
 Where `fcntl` does not exist (Windows), folders are not locked.
 """
@@ -53,6 +54,7 @@ def folder_lock(folder: str | os.PathLike, *, what: str = "run") -> Iterator[Pat
             _held[key] = (fd, holders + 1)
         else:
             _held[key] = (_acquire(key, what), 1)
+            _remove_stale_temporaries(key)
     try:
         yield folder
     finally:
@@ -80,13 +82,9 @@ def _acquire(folder: Path, what: str) -> int:
     return fd
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+def _remove_stale_temporaries(folder: Path) -> None:
     """Delete the temporary files a killed writer left in `folder` (`.NAME.tmp` and
-    `.NAME.<pid>.tmp`, from eqxppo's atomic writes); call it holding the folder's lock.
-    Returns what was removed."""
-    removed = []
-    for path in Path(folder).glob(".*.tmp"):
+    `.NAME.<pid>.tmp`, from eqxppo's atomic writes)."""
+    for path in folder.glob(".*.tmp"):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-            removed.append(path)
-    return removed

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._csv import write_csv as write_csv
 from .._extras import MissingExtraError
+from .._settings import differences
 from ..configspaces import GUARD_KEYS, HPO_KEYS, NAS_KEYS
 from ..tracking import AbstractLogger, make_loggers, parse_loggers
 
@@ -68,10 +69,7 @@ def check_settings(out: Path, name: str, settings: dict[str, Any], *, may_change
         before = json.loads(saved.read_text())
     except (ValueError, UnicodeDecodeError) as error:
         raise UserError(f"{str(saved)!r} is unreadable ({error}).") from None
-    now = json.loads(json.dumps(settings, default=str))
-    differ = [f"{k}={now.get(k)!r} (the folder's run has {before.get(k)!r})"
-              for k in sorted(set(now) | set(before))
-              if k not in may_change and now.get(k) != before.get(k)]  # fmt: skip
+    differ = differences(settings, before, held_by="the folder's run", ignore=may_change)
     if differ:
         raise UserError(
             f"{str(out)!r} holds a run with other settings: {'; '.join(differ)}. Choose another "

@@ -27,7 +27,7 @@ import jax
 import numpy as np
 
 from .._extras import MissingExtraError, require
-from .._lock import folder_lock, remove_stale_temporaries
+from .._lock import folder_lock
 from ..configspaces import HPO_KEYS
 from ..envs import make_env
 from ..ppo import PPO
@@ -144,7 +144,6 @@ def _on_cluster(args: argparse.Namespace, tasks: list[SweepTask], out: Path) -> 
 def sweep_command(args: argparse.Namespace) -> int:
     """Sample, train (here or on a cluster), rank, write and print."""
     with folder_lock(args.out, what="sweep"):
-        remove_stale_temporaries(args.out)
         return _sweep_command(args)
 
 

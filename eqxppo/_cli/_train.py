@@ -32,7 +32,7 @@ from typing import Any
 import jax
 import jax.random as jr
 
-from .._lock import folder_lock, remove_stale_temporaries
+from .._lock import folder_lock
 from ..configspaces import get_default_nas_config, hpo_config_to_dict
 from ..envs import make_env
 from ..ppo import PPO, PPOState, PPOTrainingResult, load, save
@@ -253,7 +253,6 @@ def train_command(args: argparse.Namespace) -> int:
     if folder is None or (args.resume and not Path(args.resume).is_dir()):
         return _train_command(args)  # nothing to write, or nothing to resume (its error)
     with folder_lock(folder):
-        remove_stale_temporaries(folder)
         return _train_command(args)
 
 

@@ -44,7 +44,8 @@ import numpy as np
 from ConfigSpace import ConfigurationSpace
 
 from .._counts import Count, as_count
-from .._lock import folder_lock, remove_stale_temporaries
+from .._lock import folder_lock
+from .._settings import as_recorded, differences
 from ..ppo import PPO, Population, PPORunnerState
 from . import _config
 from ._optimizers import Ask, make_optimizer
@@ -119,37 +120,23 @@ def _open_log(path: Path) -> tuple[list[Trial], Any]:
     return trials, open(path, "a")
 
 
-def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, Mapping) and value:
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def check_study(out: Path, settings: Mapping[str, Any]) -> None:
     """Record `settings` in `out/study.json`, or raise `StudyMismatch` naming each key
     that differs from the recorded ones (`n_trials` may change)."""
-    plain = json.loads(json.dumps(settings, sort_keys=True, default=str))
     saved = out / "study.json"
     if saved.exists():
         try:
             before = json.loads(saved.read_text())
         except ValueError as error:
             raise StudyMismatch(f"{str(saved)!r} is unreadable ({error}).") from None
-        new, old = _flat(plain), _flat(before)
-        differ = [f"{k}={new.get(k)!r} (the study has {old.get(k)!r})"
-                  for k in sorted(set(new) | set(old))
-                  if k != "n_trials" and new.get(k) != old.get(k)]  # fmt: skip
+        differ = differences(settings, before, held_by="the study", ignore=("n_trials",))
         if differ:
             raise StudyMismatch(
                 f"{str(out)!r} holds a study with other settings: {'; '.join(differ)}. Use "
                 "another folder for a new study."
             )
     tmp = out / ".study.json.tmp"
-    tmp.write_text(json.dumps(plain, indent=2, sort_keys=True))
+    tmp.write_text(json.dumps(as_recorded(settings), indent=2, sort_keys=True))
     tmp.replace(saved)
 
 
@@ -328,7 +315,6 @@ def tune(
                 "seed": seed, "reports": reports, "base_config": dict(base_config or {}),
                 "min_budget": low, "eta": eta}  # fmt: skip
     with folder_lock(out, what="study"):
-        remove_stale_temporaries(out)
         check_study(out, settings)
         opt = make_optimizer(optimizer, space, budget=timesteps, n_trials=n_trials, out=out,
                              seed=seed, min_budget=low, eta=eta)  # fmt: skip

@@ -19,7 +19,7 @@ one population (one compiled program, the seeds side by side); member `seed` sta
 import ast
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ import jax.random as jr
 import numpy as np
 
 from .._csv import write_csv
-from .._lock import folder_lock, remove_stale_temporaries
+from .._lock import folder_lock
+from .._settings import as_recorded, differences
 from ..autorl import Trial, agent_options, incumbent, make_envs, read_trials, tune
 from ..configspaces import HPO_KEYS, parse_search_space
 from ..ppo import PPO, Population, PPOTrainingResult, save
@@ -45,12 +46,6 @@ from ._plan import Job, Study
 
 class JobMismatch(ValueError):
     """A job's folder holds a finished job of another configuration."""
-
-
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, Mapping) or not tree:
-        return {prefix.rstrip("."): tree}
-    return {k: v for key, value in tree.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
 
 
 def _finished(job: Job) -> bool:
@@ -72,11 +67,7 @@ def _finished(job: Job) -> bool:
     except yaml.YAMLError as error:
         raise JobMismatch(f"{str(recorded_file)!r} is unreadable ({error}).") from None
     recorded.pop("overrides", None)
-    mine = json.loads(json.dumps(job.config, default=str))
-    before = json.loads(json.dumps(recorded, default=str))
-    new, old = _flat(mine), _flat(before)
-    differ = [f"{k}={new.get(k)!r} (the finished job has {old.get(k)!r})"
-              for k in sorted(set(new) | set(old)) if new.get(k) != old.get(k)]  # fmt: skip
+    differ = differences(job.config, as_recorded(recorded), held_by="the finished job")
     if differ:
         raise JobMismatch(
             f"{str(job.out)!r} holds a finished job of another configuration: "
@@ -159,7 +150,6 @@ def run_jobs(jobs: Sequence[Job], *, loggers: Sequence[AbstractLogger] = ()) -> 
     with contextlib.ExitStack() as stack:
         for job in jobs:
             stack.enter_context(folder_lock(job.out, what="job"))
-            remove_stale_temporaries(job.out)
         return _run_jobs(jobs, loggers)
 
 
