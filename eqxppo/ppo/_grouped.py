@@ -37,8 +37,9 @@ def _stack(trees: Sequence[Any]) -> Any:
 # The fewest rows a device runs of a group. XLA:CPU compiles a `vmap` whose member axis
 # holds one row per device as another program (the axis of size one is simplified
 # away), whose float operations round differently from the same member's single run;
-# with two rows or more a member trains bitwise as it does alone (tested in
-# `tests/test_reproducibility.py`). A one-member group pays for a padding copy.
+# with two rows or more the feed-forward members `tests/test_reproducibility.py` checks
+# train bitwise as they do alone (from JAX 0.10; the README's Reliability section names
+# the cases that still differ). A one-member group pays for a padding copy.
 MIN_ROWS_PER_DEVICE = 2
 
 
