@@ -5,6 +5,7 @@ nox -s tests                # the CI split: all on the newest line, a subset els
 nox -s "tests(py3.11-jax0.10.2)" -- -k gae   # one line, pytest args after --
 nox -s all_lines            # the full suite on every tested (Python, JAX) line
 nox -s slow                 # learning runs (minutes)
+nox -s quick                # a newcomer's check: the fast tests on one line
 nox -s lint typecheck       # ruff; pyright on eqxppo/ and examples/typed_usage.py
 """
 
@@ -84,10 +85,14 @@ def _install(session: nox.Session, jax: str, *groups: str) -> None:
     session.install("-e", package, *group_args, f"jax=={jax}", f"jaxlib=={jax}")
 
 
-def _pytest(session: nox.Session, *args: str, kernels: str = "auto") -> None:
-    # The slowest tests in the log: where CI's time goes.
+def _pytest(session: nox.Session, *args: str, kernels: str = "auto", parallel: bool = True) -> None:
+    # The slowest tests in the log: where CI's time goes. Two pytest-xdist workers, each
+    # test module whole in one of them (its tests share their compiled programs): most
+    # of a test is tracing and compiling, one core's work, so two workers did the
+    # newest line's suite in 32 minutes where one process took 47 (2 cores).
     env = {"JAX_PLATFORMS": "cpu", "EQXPPO_KERNELS": kernels}
-    session.run("pytest", "--durations=15", *args, *session.posargs, env=env)
+    workers = ["-n", "2", "--dist", "loadfile"] if parallel else []
+    session.run("pytest", "--durations=15", *workers, *args, *session.posargs, env=env)
 
 
 @nox.session
@@ -129,7 +134,24 @@ def all_lines(session: nox.Session, jax: str) -> None:
 def slow(session: nox.Session) -> None:
     """The learning runs (`@pytest.mark.slow`) on the newest Python 3.11 line."""
     _install(session, ENV_LINE[1], "tests")
-    _pytest(session, "-m", "slow", "-s")
+    _pytest(session, "-m", "slow", "-s", parallel=False)
+
+
+# A newcomer's first check: the algorithm and its parts (GAE, loss, networks, optimizer,
+# update, shuffling, environments, the agent, grouping), the search spaces and the
+# compiled programs' keys, on one line, without the environment extras. Measured on 2
+# cores from an empty venv: see the README.
+QUICK = ["tests/test_gae.py", "tests/test_loss.py", "tests/test_networks.py",
+         "tests/test_optimizer.py", "tests/test_update.py", "tests/test_shuffle.py",
+         "tests/test_envs.py", "tests/test_ppo.py", "tests/test_plan.py",
+         "tests/test_configspaces.py", "tests/test_programs.py"]  # fmt: skip
+
+
+@nox.session(python=ENV_LINE[0])
+def quick(session: nox.Session) -> None:
+    """The fast tests on the newest Python 3.11 line, in a few minutes (CI runs `tests`)."""
+    session.install("-e", ".", "--group", "tests", f"jax=={ENV_LINE[1]}", f"jaxlib=={ENV_LINE[1]}")
+    _pytest(session, "-m", "not slow and not e2e", *QUICK)
 
 
 @nox.session(python=ENV_LINE[0])

@@ -7,6 +7,7 @@ from . import ppo as ppo
 from ._compilation_cache import cache_stats as cache_stats
 from ._compilation_cache import disable_compilation_cache as disable_compilation_cache
 from ._compilation_cache import enable_compilation_cache as enable_compilation_cache
+from ._cores import OneCPUDeviceWarning as OneCPUDeviceWarning
 from ._cores import cpu_cores as cpu_cores
 from ._cores import use_cpu_cores as use_cpu_cores
 from .configspaces import NetworkConfig as NetworkConfig
@@ -28,4 +29,14 @@ from .ppo import load as load
 from .ppo import save as save
 
 
-__version__ = "0.1.0"
+def _installed_version() -> str:
+    """The installed distribution's version (pyproject.toml's, one place to change)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("eqxppo")
+    except PackageNotFoundError:  # the source tree on sys.path, not installed
+        return "0+unknown"
+
+
+__version__ = _installed_version()

@@ -15,6 +15,7 @@ a diverged run is then one of their results, not a failure of the command.
 """
 
 import argparse
+import platform
 import sys
 from typing import Any, NoReturn
 
@@ -33,8 +34,75 @@ from ._counts import count_arg
 from ._extras import MissingExtraError
 from ._lock import FolderInUse
 from .autorl import OPTIMIZERS
-from .configspaces import SEARCH_SPACES
+from .configspaces import (
+    DEFAULT_DIVERGENCE_LIMIT,
+    SEARCH_SPACES,
+    get_hpo_config_space,
+    get_nas_config_space,
+)
 from .envs import SUPPORTED_FRAMEWORKS
+
+
+# What `--framework` offers: every framework `make_env` knows. Populations vmap the
+# JAX-native ones; envpool and gymnasium (state outside JAX) train members one by one.
+FRAMEWORK_HELP = (
+    "gymnax (the default), xland, brax, envpool or gymnasium; all but gymnax need their "
+    "extra (eqxppo[xland], [brax], [envpool], [gymnasium])"
+)
+POPULATION_FRAMEWORK_HELP = (
+    f"{FRAMEWORK_HELP}; gymnax, xland and brax train a batch's trials side by side in one "
+    "program, envpool and gymnasium one after another"
+)
+# A sweep is one population: its environments must run under `vmap`.
+VMAPPABLE_FRAMEWORKS = ("gymnax", "xland", "brax")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Every flag's default in its help (unless the help already says it, or there is
+    none to show), and the epilogs' tables as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, False, argparse.SUPPRESS)
+            or action.option_strings == []
+        ):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
+def _set_keys() -> str:
+    """The keys `--set` and `--config` take, with their defaults and ranges, for `--help`."""
+
+    def describe(hp: Any) -> str:
+        if hasattr(hp, "choices"):
+            values = "|".join(str(c) for c in hp.choices)
+            return f"{{{values}}}"
+        scale = ", log" if getattr(hp, "log", False) else ""
+        return f"[{hp.lower:g}, {hp.upper:g}{scale}]"
+
+    lines = ["--set / --config keys (ARLBench's search range; any value the algorithm "
+             "accepts may be set):"]  # fmt: skip
+    for title, space in (("hyperparameters", get_hpo_config_space()),
+                         ("architecture", get_nas_config_space())):  # fmt: skip
+        lines.append(f"  {title}:")
+        for hp in space.values():
+            lines.append(f"    {hp.name:<24} default {hp.default_value!s:<8} {describe(hp)}")
+    lines.append("  guard:")
+    lines.append(f"    {'divergence_limit':<24} default {DEFAULT_DIVERGENCE_LIMIT:g}  a loss or "
+                 "gradient norm past it is a divergence")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _version() -> str:
+    import jax
+
+    from . import __version__
+
+    return (f"eqxppo {__version__} (JAX {jax.__version__}, Python "
+            f"{platform.python_version()})")  # fmt: skip
 
 
 def _add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
@@ -108,13 +176,19 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="eqxppo", description="PPO on Equinox.")
+    parser = _Parser(prog="eqxppo", description="PPO on Equinox.", formatter_class=_Formatter)
+    parser.add_argument("--version", action="version", version=_version(),
+                        help="eqxppo's version, with JAX's and Python's")  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train PPO on one environment (or resume a run)")
+    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, formatter_class=_Formatter, **kwargs)
+
+    train = add_parser("train", help="train PPO on one environment (or resume a run)",
+                       epilog=_set_keys())  # fmt: skip
     train.add_argument("--env", default=None, help="the framework's id (default CartPole-v1)")
     train.add_argument("--framework", default=None, choices=SUPPORTED_FRAMEWORKS,
-                       help="default gymnax; the others need their extra")  # fmt: skip
+                       help=FRAMEWORK_HELP)  # fmt: skip
     train.add_argument("--timesteps", type=count_arg(1), default=None, help="default 200000")
     train.add_argument("--seed", type=count_arg(0), default=None, help="default 0")
     train.add_argument("--n-envs", type=count_arg(1), default=None, help="default 8")
@@ -137,30 +211,38 @@ def _parser() -> argparse.ArgumentParser:
     _add_cache_flags(train)
     train.set_defaults(func=train_command)
 
-    evaluate = sub.add_parser("evaluate", help="evaluate a run's checkpoint")
+    evaluate = add_parser("evaluate", help="evaluate a run's checkpoint")
     evaluate.add_argument("dir", metavar="DIR", help="run directory or checkpoint file")
-    evaluate.add_argument("--episodes", type=count_arg(1), default=100)
+    evaluate.add_argument("--episodes", type=count_arg(1), default=100,
+                          help="evaluation episodes")  # fmt: skip
     evaluate.add_argument("--stochastic", action="store_true",
                           help="sample actions instead of the policy's mode")  # fmt: skip
-    evaluate.add_argument("--seed", type=count_arg(0), default=0)
+    evaluate.add_argument("--seed", type=count_arg(0), default=0,
+                          help="seed of the evaluation environments and sampling")  # fmt: skip
     _add_cache_flags(evaluate)
     evaluate.set_defaults(func=evaluate_command)
 
-    sweep = sub.add_parser("sweep", help="sample configurations and train them as a population")
-    sweep.add_argument("--env", default="CartPole-v1")
-    sweep.add_argument("--framework", default="gymnax", choices=SUPPORTED_FRAMEWORKS,
-                       help="a JAX-native one: gymnax, xland or brax")  # fmt: skip
-    sweep.add_argument("--n-configs", type=count_arg(1), required=True)
+    sweep = add_parser("sweep", help="sample configurations and train them as a population",
+                       epilog=_set_keys())  # fmt: skip
+    sweep.add_argument("--env", default="CartPole-v1", help="the framework's id")
+    sweep.add_argument("--framework", default="gymnax", choices=VMAPPABLE_FRAMEWORKS,
+                       help="a framework whose environments JAX can vmap: gymnax, xland "
+                            "or brax (the last two need their extra)")  # fmt: skip
+    sweep.add_argument("--n-configs", type=count_arg(1), required=True,
+                       help="configurations sampled from ARLBench's search space")  # fmt: skip
     sweep.add_argument("--seeds", type=count_arg(1), default=1, help="seeds per configuration")
     sweep.add_argument("--timesteps", type=count_arg(1), default=100_000, help="per member")
-    sweep.add_argument("--n-envs", type=count_arg(1), default=8)
-    sweep.add_argument("--chunks", type=count_arg(1), default=10)
-    sweep.add_argument("--eval-episodes", type=count_arg(1), default=10)
+    sweep.add_argument("--n-envs", type=count_arg(1), default=8, help="environments per member")
+    sweep.add_argument("--chunks", type=count_arg(1), default=10,
+                       help="evaluations per member (one compiled call each)")  # fmt: skip
+    sweep.add_argument("--eval-episodes", type=count_arg(1), default=10,
+                       help="episodes per evaluation")  # fmt: skip
     sweep.add_argument(
         "--seed", type=count_arg(0), default=0, help="sampling seed and first run seed"
     )
     _add_hyperparameter_flags(sweep)
-    sweep.add_argument("--out", required=True, metavar="DIR")
+    sweep.add_argument("--out", required=True, metavar="DIR",
+                       help="sweep.json, results.csv, members.csv, the curves' plot")  # fmt: skip
     sweep.add_argument("--workers", type=count_arg(1), default=None, metavar="N",
                        help="train the compiled groups as tasks on a local Dask cluster of "
                             "N worker processes (needs eqxppo[dask])")  # fmt: skip
@@ -168,23 +250,24 @@ def _parser() -> argparse.ArgumentParser:
                        help="train the groups as tasks on the Dask cluster whose scheduler "
                             "is at this address (needs eqxppo[dask])")  # fmt: skip
     sweep.add_argument("--retries", type=count_arg(0), default=2,
-                       help="retries of a failed task on the cluster (default 2)")  # fmt: skip
+                       help="retries of a failed task on the cluster")  # fmt: skip
     _add_logger_flag(sweep, "one run per member, grouped by the sweep")
     _add_device_flag(sweep)
     _add_cache_flags(sweep)
     sweep.set_defaults(func=sweep_command)
 
-    tune = sub.add_parser("tune", help="an HPO loop (random, Optuna, SMAC) over populations")
+    tune = add_parser("tune", help="an HPO loop (random, Optuna, SMAC) over populations")
     tune.add_argument("--optimizer", default="random", choices=OPTIMIZERS,
                       help="optuna and smac need eqxppo[autorl]")  # fmt: skip
-    tune.add_argument("--env", default="CartPole-v1")
+    tune.add_argument("--env", default="CartPole-v1", help="the framework's id")
     tune.add_argument("--framework", default="gymnax", choices=SUPPORTED_FRAMEWORKS,
-                      help="a JAX-native one: gymnax, xland or brax")  # fmt: skip
+                      help=POPULATION_FRAMEWORK_HELP)  # fmt: skip
     names = " or ".join(sorted(SEARCH_SPACES))
     tune.add_argument("--space", default="ppo_cc", metavar="NAME|FILE.yaml",
                       help=f"{names} (default ppo_cc, ARLBench's classic-control space), "
                       "or a search space file in ARLBench's YAML form")  # fmt: skip
-    tune.add_argument("--trials", type=count_arg(1), required=True)
+    tune.add_argument("--trials", type=count_arg(1), required=True,
+                      help="trials in all (a rerun may raise it to extend the study)")  # fmt: skip
     tune.add_argument(
         "--batch", type=count_arg(1), default=8, help="trials trained as one population"
     )
@@ -192,20 +275,22 @@ def _parser() -> argparse.ArgumentParser:
         "--timesteps", type=count_arg(1), default=100_000, help="a trial's full budget"
     )
     tune.add_argument("--seeds", type=count_arg(1), default=1, help="seeds per trial")
-    tune.add_argument("--n-envs", type=count_arg(1), default=8)
-    tune.add_argument("--eval-episodes", type=count_arg(1), default=10)
+    tune.add_argument("--n-envs", type=count_arg(1), default=8, help="environments per member")
+    tune.add_argument("--eval-episodes", type=count_arg(1), default=10,
+                      help="episodes per evaluation")  # fmt: skip
     tune.add_argument("--reports", type=count_arg(1), default=1,
                       help="evaluations per trial (Optuna prunes on them)")  # fmt: skip
     tune.add_argument(
         "--seed", type=count_arg(0), default=0, help="optimizer seed and first run seed"
     )
-    tune.add_argument("--out", required=True, metavar="DIR")
+    tune.add_argument("--out", required=True, metavar="DIR",
+                      help="the study's folder (rerun the command on it to resume)")  # fmt: skip
     _add_logger_flag(tune, "one run per trial, grouped by the study")
     _add_device_flag(tune)
     _add_cache_flags(tune)
     tune.set_defaults(func=tune_command)
 
-    arlbench = sub.add_parser(
+    arlbench = add_parser(
         "arlbench", help="run an ARLBench experiment tree (Hydra configs): a job, a "
         "multirun or an HPO study; needs eqxppo[hydra]")  # fmt: skip
     arlbench.add_argument("config_dir", metavar="CONFIG_DIR",
@@ -224,7 +309,7 @@ def _parser() -> argparse.ArgumentParser:
     arlbench.add_argument("--out", default=None, metavar="DIR",
                           help="instead of the tree's hydra.run.dir / hydra.sweep.dir")  # fmt: skip
     arlbench.add_argument("--batch", type=count_arg(1), default=8,
-                          help="a study's trials per population (default 8)")  # fmt: skip
+                          help="a study's trials per population")  # fmt: skip
     _add_logger_flag(arlbench, "one run per job or trial")
     _add_device_flag(arlbench)
     _add_cache_flags(arlbench)

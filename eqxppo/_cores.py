@@ -16,6 +16,8 @@ runs on the first device, whose kernels still use every core.
 """
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 from jax._src import xla_bridge
@@ -64,3 +66,33 @@ def use_cpu_cores(n: int | None = None) -> int:
         return n
     jax.config.update("jax_num_cpu_devices", n)
     return n
+
+
+class OneCPUDeviceWarning(UserWarning):
+    """A population trains on one CPU device of a machine with more cores: its members
+    would train side by side after `eqxppo.use_cpu_cores()` (silence it with
+    `warnings.filterwarnings("ignore", category=eqxppo.OneCPUDeviceWarning)`)."""
+
+
+_warned_one_device = False
+
+
+def warn_one_cpu_device(devices: Sequence[Any], n_members: int) -> None:
+    """Say once per process that `devices`, one CPU device on a machine with more
+    cores, leave most of them idle for a population of `n_members`, naming the fix."""
+    global _warned_one_device
+    if _warned_one_device or n_members < 2 or len(devices) != 1:
+        return
+    if devices[0].platform != "cpu" or cpu_cores() < 2:
+        return
+    _warned_one_device = True
+    import warnings
+
+    warnings.warn(
+        f"this population of {n_members} members trains on 1 CPU device of a machine with "
+        f"{cpu_cores()} cores; call eqxppo.use_cpu_cores() before the first JAX "
+        "computation to train its members side by side, one device per core (measured "
+        "1.5x and more; the command line does it by default).",
+        OneCPUDeviceWarning,
+        stacklevel=3,
+    )

@@ -177,7 +177,7 @@ def test_an_optimizer_run_tells_every_trial_and_its_best_was_evaluated(tmp_path,
     pytest.importorskip(optimizer, reason="needs the autorl extra: pip install 'eqxppo[autorl]'")
     trials = tune(optimizer, **TUNE, n_trials=4, batch=2, out=tmp_path, reports=2)
     assert [t.number for t in trials] == [0, 1, 2, 3]
-    assert all(t.status in ("complete", "pruned", "failed") for t in trials)
+    assert all(t.status in ("complete", "pruned", "failed", "diverged") for t in trials)
     assert all(1 <= t.budget <= 512 for t in trials)
     best = incumbent(trials)
     assert best is not None and best.config in [t.config for t in trials]
@@ -215,7 +215,7 @@ def test_a_diverging_trial_is_told_as_failed_and_the_loop_goes_on(tmp_path):
     space.add([Categorical("learning_rate", [1e30, 1e-3]), Constant("max_grad_norm", 0.0)])
     trials = tune("random", **{**TUNE, "space": space}, n_trials=4, batch=4, out=tmp_path)
     by_rate = {t.config["learning_rate"]: t for t in trials}
-    assert by_rate[1e30].status == "failed" and by_rate[1e30].objective is None
+    assert by_rate[1e30].status == "diverged" and by_rate[1e30].objective is None
     assert by_rate[1e-3].status == "complete" and by_rate[1e-3].objective is not None
     assert incumbent(trials).config["learning_rate"] == 1e-3
 
@@ -272,3 +272,26 @@ def test_tune_takes_a_search_space_file_in_arlbench_s_form(tmp_path, capsys):
     )
     assert main([*args[:-1], str(tmp_path / "other")]) == 2
     assert "unknown hyperparameter 'hp_config.lr'" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_a_pruned_trial_stands_at_the_report_it_was_pruned_at(tmp_path):
+    """Optuna's median pruner stops the trials below the finished ones' median at an
+    early report: the log says where, with that report's value, never the budget."""
+    pytest.importorskip("optuna", reason="needs the autorl extra: pip install 'eqxppo[autorl]'")
+    from ConfigSpace import ConfigurationSpace, Float
+
+    space = ConfigurationSpace(seed=0)
+    space.add([Float("learning_rate", (1e-6, 1e-2), log=True)])
+    trials = tune("optuna", **{**TUNE, "space": space, "timesteps": 1024}, n_trials=8,
+                  batch=4, out=tmp_path, reports=4)  # fmt: skip
+    assert read_trials(tmp_path / "trials.jsonl") == trials
+    pruned = [t for t in trials if t.status == "pruned"]
+    assert pruned, [(t.status, t.reports) for t in trials]
+    for t in pruned:
+        assert len(t.reports) < 4 and t.steps == t.report_steps[-1] < t.budget
+        assert t.objective == t.reports[-1]
+    for t in trials:
+        if t.status == "complete":
+            assert t.steps == t.budget == t.report_steps[-1] and len(t.reports) == 4
+            assert t.report_steps == [256, 512, 768, 1024] and t.objective == t.reports[-1]

@@ -279,3 +279,81 @@ def test_a_sweep_marks_its_diverged_configurations(tmp_path, capsys):
     rows = _rows(out / "results.csv")
     assert [int(r["diverged_seeds"]) for r in rows] == [2, 2]
     assert "2 configuration(s) diverged" in capsys.readouterr().err
+
+
+def test_version_and_help_show_defaults_keys_and_true_choices(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"eqxppo {eqxppo.__version__} (JAX ") and eqxppo.__version__ != ""
+    helps = {}
+    for command in ("train", "evaluate", "sweep", "tune", "arlbench"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        helps[command] = " ".join(capsys.readouterr().out.split())
+    assert "--batch BATCH trials trained as one population (default: 8)" in helps["tune"]
+    assert "(default: CartPole-v1)" in helps["tune"] and "(default: 100)" in helps["evaluate"]
+    assert "(default: 100000)" in helps["sweep"] and "(default: 8)" in helps["arlbench"]
+    from eqxppo.configspaces import GUARD_KEYS, HPO_KEYS, NAS_KEYS
+
+    for key in (*HPO_KEYS, *NAS_KEYS, *GUARD_KEYS):  # every --set key, with its default
+        assert f" {key} default " in helps["train"], key
+    assert "recurrent default none {none|gru|lstm}" in helps["train"]
+    # What a sweep offers it can run (a population vmaps its environments); tune takes all.
+    assert "{gymnax,xland,brax}" in helps["sweep"] and "envpool" not in helps["sweep"]
+    assert "{gymnax,xland,brax,envpool,gymnasium}" in helps["tune"]
+    assert "one after another" in helps["tune"]
+
+
+def test_config_json_records_hyperparameters_as_typed_and_reads_them_back(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--timesteps", "256", "--n-envs", "2", "--chunks", "1",
+                 "--eval-episodes", "1", *SMALL, "--set", "learning_rate=3e-4", "--set",
+                 "gamma=0.995", "--set", "ent_coef=0.0123", "--out", str(out)]) == 0  # fmt: skip
+    text = (out / "config.json").read_text()
+    hpo = json.loads(text)["hpo"]
+    assert hpo["learning_rate"] == 3e-4 and "0.0003," in text  # not 0.0003000000142492354
+    assert hpo["gamma"] == 0.995 and hpo["ent_coef"] == 0.0123 and hpo["gae_lambda"] == 0.95
+    assert hpo["divergence_limit"] == 1e10
+    # Round trip: the recorded file as --config gives the same run's settings.
+    again = tmp_path / "again"
+    assert main(["train", "--timesteps", "256", "--n-envs", "2", "--chunks", "1",
+                 "--eval-episodes", "1", "--config", str(out / "config.json"),
+                 "--out", str(again)]) == 0  # fmt: skip
+    assert json.loads((again / "config.json").read_text())["hpo"] == hpo
+    _, state = eqxppo.load(out / "checkpoint.eqx")
+    assert float(state.runner_state.hparams.learning_rate) == float(np.float32(3e-4))
+
+
+@pytest.mark.e2e
+def test_tune_writes_its_incumbent_and_marks_every_trial(tmp_path, capsys):
+    out = tmp_path / "study"
+    space = tmp_path / "space.yaml"
+    # One rate that blows up (no clipping): a diverged trial beside learning ones.
+    space.write_text(
+        "seed: 0\nhyperparameters:\n"
+        "  hp_config.learning_rate: {type: categorical, choices: [1.0e+30, 3.0e-3]}\n"
+        "  hp_config.max_grad_norm: {type: constant, value: 0.0}\n"
+        "  hp_config.n_steps: {type: constant, value: 16}\n"
+        "  hp_config.minibatch_size: {type: constant, value: 32}\n"
+        "  hp_config.update_epochs: {type: constant, value: 1}\n"
+    )
+    args = ["tune", "--trials", "4", "--batch", "4", "--timesteps", "256", "--n-envs", "2",
+            "--eval-episodes", "1", "--reports", "2", "--space", str(space),
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "trial/s" in captured.err or "s/trial" in captured.err  # the bar counts trials
+    rows = _rows(out / "trials.csv")
+    assert {r["status"] for r in rows} == {"complete", "diverged"}, rows
+    assert all(int(r["steps"]) == int(r["budget"]) == 256 for r in rows)
+    assert all(r["objective"] == "" for r in rows if r["status"] == "diverged")
+    incumbent = json.loads((out / "incumbent.json").read_text())
+    best = max((r for r in rows if r["status"] == "complete"), key=lambda r: float(r["objective"]))
+    assert incumbent["trial"] == int(best["trial"]) and incumbent["budget"] == 256
+    assert incumbent["config"]["learning_rate"] == 3e-3 and incumbent["of_trials"] == 4
+    assert incumbent["objective"] == pytest.approx(float(best["objective"]), abs=1e-3)
+    last = captured.out.strip().splitlines()
+    assert "diverged" in last[-3] and f"trial {incumbent['trial']}" in last[-3]
+    assert last[-1].startswith(f"wrote {out}/:") and "incumbent.json" in last[-1]

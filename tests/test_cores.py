@@ -89,3 +89,25 @@ def test_the_cpu_devices_flag_names_a_count_it_cannot_have(capsys, tmp_path):
     assert err.count("\n") == 1 and "--cpu-devices" in err and "already started" in err, err
     assert main([*args, "--cpu-devices", "none"]) == 2
     assert "--cpu-devices" in capsys.readouterr().err
+
+
+def test_a_population_on_one_cpu_device_of_a_multicore_machine_says_so_once(monkeypatch):
+    import warnings
+
+    from eqxppo import _cores
+
+    assert len(jax.devices()) == 1, "this test needs the test process's one CPU device"
+    env = eqxppo.make_env("gymnax", "CartPole-v1", n_envs=2)
+    configs = [{"n_steps": 16, "minibatch_size": 32}] * 2
+    monkeypatch.setattr(_cores, "_warned_one_device", False)
+    monkeypatch.setattr(_cores, "cpu_cores", lambda: 4)
+    with pytest.warns(eqxppo.OneCPUDeviceWarning, match=r"1 CPU device.*4 cores.*use_cpu_cores"):
+        eqxppo.PPO.population(configs, env, seeds=(0,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process: the second population is quiet
+        eqxppo.PPO.population(configs, env, seeds=(0,))
+        monkeypatch.setattr(_cores, "_warned_one_device", False)
+        eqxppo.PPO.population(configs, env, seeds=(0,), devices=jax.devices())  # chosen
+        eqxppo.PPO.population(configs[:1], env, seeds=(0,))  # one member: nothing to spread
+        monkeypatch.setattr(_cores, "cpu_cores", lambda: 1)
+        eqxppo.PPO.population(configs, env, seeds=(0,))  # one core: nothing idle

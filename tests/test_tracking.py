@@ -171,14 +171,26 @@ def test_single_run_and_trials_write_one_run_each(env, tmp_path):
     assert config["n_steps"] == 16 and config["hidden_size"] == 8 and config["seed"] == 0
     assert [int(r["step"]) for r in _csv(tmp_path / "train" / "metrics.csv")] == [end]
 
-    trials = [Trial(0, {"learning_rate": 1e-3}, [0, 1], 1000, 12.5, "complete", 3.0),
-              Trial(1, {"learning_rate": 5e-1}, [0, 1], 1000, None, "failed", 1.0)]  # fmt: skip
+    trials = [Trial(0, {"learning_rate": 1e-3}, [0, 1], 1000, 12.5, "complete", 3.0,
+                    [5.0, 12.5], [500, 1000], 1000),
+              Trial(1, {"learning_rate": 5e-1}, [0, 1], 1000, None, "diverged", 1.0,
+                    [float("nan")], [1000], 1000),
+              Trial(2, {"learning_rate": 1e-5}, [0, 1], 1000, 2.0, "pruned", 1.0,
+                    [2.0], [500], 500),
+              Trial(3, {"learning_rate": 2e-5}, [0], 900, 4.0, "complete", 1.0,
+                    [3.0, 4.0])]  # fmt: skip
     log_trials([TensorBoardLogger(tmp_path / "tb")], trials, group="study")
     scalars, hparams = _tensorboard(tmp_path / "tb" / "study" / "trial_0000")
+    assert scalars["eval/return_mean"] == [(500, 5.0), (1000, 12.5)]  # its learning curve
     assert scalars["eval/objective"] == [(1000, 12.5)]
     assert hparams["status"] == "complete" and hparams["seeds"] == "0,1"
     scalars, hparams = _tensorboard(tmp_path / "tb" / "study" / "trial_0001")
-    assert "eval/objective" not in scalars and hparams["status"] == "failed"
+    assert "eval/objective" not in scalars and hparams["status"] == "diverged"
+    scalars, hparams = _tensorboard(tmp_path / "tb" / "study" / "trial_0002")
+    assert scalars["eval/objective"] == [(500, 2.0)]  # where it was pruned, not its budget
+    assert hparams["status"] == "pruned" and hparams["steps"] == 500 and hparams["budget"] == 1000
+    scalars, _ = _tensorboard(tmp_path / "tb" / "study" / "trial_0003")
+    assert scalars["eval/return_mean"] == [(450, 3.0), (900, 4.0)]  # an older log: spread
 
 
 def test_unknown_logger_and_missing_extra_are_one_line(tmp_path, monkeypatch, capsys):
@@ -245,3 +257,30 @@ def test_sweep_logs_one_wandb_offline_run_per_member(tmp_path, monkeypatch):
                                    [float(r["mean_return"]) for r in rows])  # fmt: skip
         np.testing.assert_allclose([h["train/entropy"] for h in history],
                                    [float(r["entropy"]) for r in rows], rtol=1e-6)  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_a_resumed_train_continues_its_wandb_run_quietly(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_SILENT", raising=False)
+    out = tmp_path / "run"
+    common = ["--n-envs", "2", "--chunks", "2", "--eval-episodes", "2", "--logger", "wandb"]
+    assert main(["train", "--timesteps", "1024", *common, *SMALL_FLAGS, "--out", str(out)]) == 0
+    assert main(["train", "--resume", str(out), "--timesteps", "2048", "--logger",
+                 "wandb"]) == 0  # fmt: skip
+    captured = capfd.readouterr()
+    assert "wandb:" not in captured.err and "wandb:" not in captured.out  # no chatter
+    assert "wrote" in captured.out and "wandb/" in captured.out.splitlines()[-1]
+    folders = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(folders) == 2
+    ids = {folder.name.rsplit("-", 1)[1] for folder in folders}
+    assert len(ids) == 1, ids  # one W&B run, continued
+    histories = [_wandb_run(folder)[3] for folder in folders]
+    rows = _csv(out / "metrics.csv")
+    assert [h["_step"] for history in histories for h in history] == [
+        int(r["step"]) for r in rows]  # fmt: skip
+    # A new run in another folder is another W&B run.
+    other = tmp_path / "other"
+    assert main(["train", "--timesteps", "512", *common, *SMALL_FLAGS, "--out", str(other)]) == 0
+    (folder,) = (other / "wandb").glob("offline-run-*")
+    assert folder.name.rsplit("-", 1)[1] not in ids

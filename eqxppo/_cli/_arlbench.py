@@ -12,7 +12,7 @@ from pathlib import Path
 from .._extras import MissingExtraError
 from ..autorl import StudyMismatch
 from ..experiments import JobMismatch, Study, plan, run_jobs, run_study
-from ._common import UserError, open_loggers, progress, user_input, write_csv
+from ._common import UserError, open_loggers, progress, user_input, write_csv, written_folders
 
 
 def arlbench_command(args: argparse.Namespace) -> int:
@@ -56,7 +56,7 @@ def _study(args: argparse.Namespace, study: Study) -> int:
           f"{study.job.autorl['env_name']}: {study.n_trials} trials of up to "
           f"{study.max_budget:,} steps x {len(study.seeds)} seed(s) in {out}",
           flush=True)  # fmt: skip
-    bar = progress(study.n_trials)
+    bar = progress(study.n_trials, unit="trial")
     try:
         tick = (lambda new: bar.update(len(new))) if bar is not None else None
         trials = run_study(study, batch=args.batch, loggers=loggers, on_batch=tick)
@@ -73,5 +73,8 @@ def _study(args: argparse.Namespace, study: Study) -> int:
     print(f"{len(trials)} trials; incumbent: trial {best['config_id']} with score "
           f"{best['score']:.2f} at {best['budget']:,} steps:")  # fmt: skip
     print(json.dumps(best["config"]))
-    print(f"wrote {Path(out)}/: runhistory.csv, incumbent.json, trials.jsonl")
+    out = Path(out)
+    files = ["runhistory.csv", "incumbent.json", "trials.jsonl", "trials.csv",
+             "search_space.yaml", "study.json", *written_folders(out, args.logger)]  # fmt: skip
+    print(f"wrote {out}/: {', '.join(f for f in files if (out / f).exists())}")
     return 0

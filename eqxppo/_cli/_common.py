@@ -144,13 +144,24 @@ def load_config_file(path: str) -> dict[str, Any]:
     return data
 
 
-def progress(total: int, initial: int = 0):
-    """A tqdm bar on stderr, or `None` without the `cli` extra (plain lines instead)."""
+def progress(total: int, initial: int = 0, *, unit: str = "step"):
+    """A tqdm bar on stderr counting `unit`s (environment steps, scaled as 1.2M; or
+    trials, jobs, one by one), or `None` without the `cli` extra (plain lines instead)."""
     try:
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, unit=unit, unit_scale=unit == "step",
+                dynamic_ncols=True)  # fmt: skip
+
+
+def written_folders(out: Path, logger: str) -> list[str]:
+    """The loggers' folders under `out` (`tensorboard/`, `wandb/`, `csv/`) that exist,
+    for a command's last line."""
+    with user_input("--logger: "):
+        names = parse_loggers(logger)
+    folders = {"csv": "csv", "tensorboard": "tensorboard", "wandb": "wandb"}
+    return [f"{folders[n]}/" for n in names if (out / folders[n]).is_dir()]
 
 
 def open_loggers(text: str, out: Path | None) -> list[AbstractLogger]:

@@ -53,6 +53,7 @@ from ._common import (
     split_hpo_nas,
     user_input,
     write_csv,
+    written_folders,
 )
 
 
@@ -98,7 +99,7 @@ def rank_order(configs: Sequence[int], final: np.ndarray, diverged: Mapping[int,
 
 
 def _in_process(task: SweepTask) -> TaskResult:
-    bar = progress(task.chunks)
+    bar = progress(task.chunks, unit="chunk")
 
     def update(_, curve: np.ndarray) -> None:
         if bar is not None:
@@ -120,7 +121,7 @@ def _tick(bar: Any) -> None:
 def _on_cluster(args: argparse.Namespace, tasks: list[SweepTask], out: Path) -> tuple[
     list[TaskResult], list[FailedTask]
 ]:  # fmt: skip
-    bar = progress(len(tasks))
+    bar = progress(len(tasks), unit="task")
     with user_input():
         done = len(finished_results(out, tasks))
     if bar is not None:
@@ -232,6 +233,7 @@ def _sweep_command(args: argparse.Namespace) -> int:
         print(f"eqxppo: warning: {len(bad)} configuration(s) diverged in at least one "
               f"seed (ranked last; diverged_seeds in results.csv): {bad}",
               file=sys.stderr)  # fmt: skip
-    print(f"wrote {out}/: sweep.json, results.csv, curves.csv, members.csv, "
-          "learning_curves.png")  # fmt: skip
+    files = ["sweep.json", "results.csv", "curves.csv", "members.csv", "learning_curves.png",
+             *written_folders(out, args.logger)]  # fmt: skip
+    print(f"wrote {out}/: {', '.join(files)}")
     return 1 if failed else 0

@@ -53,6 +53,7 @@ from ._common import (
     split_hpo_nas,
     user_input,
     write_csv,
+    written_folders,
 )
 
 
@@ -283,7 +284,7 @@ def _start_runs(
     args: argparse.Namespace, settings: dict[str, Any], out: Path | None, resumed_at: int | None
 ) -> list[AbstractRun]:
     """One run per `--logger` backend, named after the run's folder; a resumed run
-    continues the TensorBoard run's folder and starts a W&B run of the same name."""
+    continues its TensorBoard folder and its W&B run (the same id)."""
     loggers = open_loggers(args.logger, out)
     if not loggers:
         return []
@@ -293,7 +294,8 @@ def _start_runs(
               "seed": settings["seed"]}  # fmt: skip
     if resumed_at is not None:
         config["resumed_at_step"] = resumed_at
-    return [logger.start_run(out.resolve().name, config=config) for logger in loggers]
+    return [logger.start_run(out.resolve().name, config=config, resume=resumed_at is not None)
+            for logger in loggers]  # fmt: skip
 
 
 def _train_loop(
@@ -380,6 +382,7 @@ def _train_loop(
     else:
         print(f"nothing to do: the run is at step {step:,} of {total:,}.")
     if out is not None:
-        print(f"wrote {out}/: config.json, metrics.csv, learning_curve.png, {CHECKPOINT}, "
-              "status.json")  # fmt: skip
+        files = ["config.json", "metrics.csv", "learning_curve.png", CHECKPOINT, "status.json",
+                 *written_folders(out, args.logger)]  # fmt: skip
+        print(f"wrote {out}/: {', '.join(f for f in files if (out / f).exists())}")
     return EXIT_DIVERGED if diverged else 0

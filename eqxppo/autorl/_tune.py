@@ -52,9 +52,21 @@ from ._optimizers import Ask, make_optimizer
 
 
 class Trial(NamedTuple):
-    """One told trial, as logged: `status` is `complete`, `failed` or `pruned`;
-    `reports` the objective at each intermediate evaluation (the last is `objective`
-    for a complete trial)."""
+    """One told trial, as logged.
+
+    - `budget`: the steps the optimiser asked for.
+    - `objective`: the mean over seeds of the last evaluation's mean return; for a
+      pruned trial, that of the report it was pruned at; `None` for a failed or
+      diverged one.
+    - `status`: `complete`; `pruned` (the optimiser stopped it at a report);
+      `diverged` (a seed's update blew up, see `PPORunnerState.diverged`); `failed`
+      (a non-finite return without a divergence).
+    - `reports`: the objective at each evaluation, at the global steps `report_steps`.
+    - `steps`: the steps the trial's result stands at: the budget, or for a pruned
+      trial the step of the report it was pruned at (its population mates may have
+      trained it further; those steps count for nothing). `None` in logs written
+      before it was recorded.
+    """
 
     number: int
     config: dict[str, Any]
@@ -64,6 +76,8 @@ class Trial(NamedTuple):
     status: str
     seconds: float
     reports: list[float] = []
+    report_steps: list[int] = []
+    steps: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(self._asdict())
@@ -140,6 +154,9 @@ def check_study(out: Path, settings: Mapping[str, Any]) -> None:
     tmp.replace(saved)
 
 
+FAILED = ("failed", "diverged")
+
+
 def incumbent(trials: Sequence[Trial]) -> Trial | None:
     """The best complete trial at the largest budget any complete trial reached."""
     complete = [t for t in trials if t.status == "complete" and t.objective is not None]
@@ -151,6 +168,18 @@ def incumbent(trials: Sequence[Trial]) -> Trial | None:
 
 def _key(config: Mapping[str, Any]) -> str:
     return json.dumps(dict(config), sort_keys=True)
+
+
+class _Kept(NamedTuple):
+    """A configuration's members after `steps` steps, and the result told for them (a
+    trial asked again at a budget already trained is answered with it)."""
+
+    members: list[PPORunnerState] | None
+    steps: int
+    result: dict[str, Any]
+
+
+_NOTHING_KEPT = _Kept(None, 0, {})
 
 
 class _Batch:
@@ -174,85 +203,120 @@ class _Batch:
         self.config, self.base = config, dict(base)
         self.env, self.eval_env = _config.make_envs(config)
         self.seeds, self.reports = tuple(as_count("seed", s) for s in seeds), reports
-        self.states: dict[str, tuple[list[PPORunnerState], int]] = {}
+        self.states: dict[str, _Kept] = {}
 
     def run(self, asks: Sequence[Ask], report: Callable[[Ask, float, int], bool]) -> list[dict]:
         by_remaining: dict[int, list[int]] = {}
         for a, ask in enumerate(asks):
-            done = self.states.get(_key(ask.config), (None, 0))[1]
+            done = self._kept(ask).steps
             by_remaining.setdefault(max(ask.budget - done, 0), []).append(a)
         out: list[dict] = [{} for _ in asks]
         for remaining, members in by_remaining.items():
-            results = self._train([asks[a] for a in members], remaining, report)
+            todo = [asks[a] for a in members]
+            results = self._train(todo, remaining, report) if remaining else [
+                self._kept(ask).result for ask in todo]  # fmt: skip
             for a, result in zip(members, results):
                 out[a] = result
         return out
 
+    def _kept(self, ask: Ask) -> "_Kept":
+        return self.states.get(_key(ask.config), _NOTHING_KEPT)
+
     def _train(self, asks: Sequence[Ask], steps: int, report: Callable) -> list[dict]:
+        """Train `asks` for `steps` more steps each, in `self.reports` chunks; after each
+        chunk the optimiser hears every unpruned trial's value (and may prune it). The
+        population stops early once every trial is pruned."""
         start = time.perf_counter()
         n_seeds = len(self.seeds)
-        chunk = math.ceil(steps / self.reports) if steps else 0
+        # Before any is kept anew: a configuration asked twice in a batch starts twice
+        # from the same place.
+        dones = [self._kept(ask).steps for ask in asks]
+        chunk = math.ceil(steps / self.reports)
         episodes = self.config["n_eval_episodes"]
         budget = {"n_total_timesteps": chunk, "n_eval_steps": 1, "n_eval_episodes": episodes}
-        n_reports = self.reports if steps else 0
-        train = self._population if self.env.vmappable else self._one_by_one
-        returns, members = train(asks, steps, n_reports, budget)  # (reports, members)
-        values = np.full(len(asks), np.nan)
-        curves = returns.reshape(n_reports, len(asks), n_seeds).mean(-1)  # (reports, asks)
-        pruned = [False] * len(asks)
-        for r in range(n_reports):
-            values = curves[r]
+        curves: list[np.ndarray] = []  # per report: each ask's mean over seeds
+        pruned_at: list[int | None] = [None] * len(asks)
+
+        def on_report(returns: np.ndarray) -> bool:
+            """One report's mean returns (members,); whether any trial goes on."""
+            r = len(curves)
+            curves.append(returns.reshape(len(asks), n_seeds).mean(-1))
             for i, ask in enumerate(asks):
-                if not pruned[i] and r < self.reports - 1:
-                    pruned[i] = report(ask, float(values[i]), r)
+                if pruned_at[i] is None and r < self.reports - 1:
+                    if report(ask, float(curves[r][i]), r):
+                        pruned_at[i] = r
+            return any(p is None for p in pruned_at)
+
+        train = self._population if self.env.vmappable else self._one_by_one
+        members = train(asks, steps, budget, on_report)
+        trained = min(chunk * len(curves), steps)
         diverged = np.reshape([bool(m.diverged) for m in members], (len(asks), n_seeds))
         seconds = time.perf_counter() - start
         results = []
-        for i, ask in enumerate(asks):
+        for i, (ask, done) in enumerate(zip(asks, dones)):
+            at = pruned_at[i]
+            last = len(curves) - 1 if at is None else at
+            value = float(curves[last][i])
+            status = ("diverged" if diverged[i].any() else "failed" if not np.isfinite(value)
+                      else "complete" if at is None else "pruned")  # fmt: skip
+            result = {
+                "value": None if status in FAILED else value, "status": status,
+                "seconds": seconds / len(asks),
+                "reports": [float(c[i]) for c in curves[: last + 1]],
+                "report_steps": [done + min(chunk * (r + 1), steps) for r in range(last + 1)],
+                "steps": done + min(chunk * (last + 1), steps),
+            }  # fmt: skip
             if self.env.vmappable:
-                done = self.states.get(_key(ask.config), (None, 0))[1]
-                self.states[_key(ask.config)] = (members[i * n_seeds : (i + 1) * n_seeds],
-                                                 done + steps)  # fmt: skip
-            failed = bool(diverged[i].any()) or not np.isfinite(values[i])
-            results.append({"value": None if failed else float(values[i]), "pruned": pruned[i],
-                            "seconds": seconds / len(asks),
-                            "reports": [float(v) for v in curves[:, i]]})  # fmt: skip
+                mine = members[i * n_seeds : (i + 1) * n_seeds]
+                self.states[_key(ask.config)] = _Kept(mine, done + trained, result)
+            results.append(result)
         return results
 
     def _population(
-        self, asks: Sequence[Ask], steps: int, n_reports: int, budget: dict[str, int]
-    ) -> tuple[np.ndarray, list[PPORunnerState]]:
-        """The asked members as one population, continuing kept members: each report's
-        last evaluation's mean return per member, and the members' states."""
+        self,
+        asks: Sequence[Ask],
+        steps: int,
+        budget: dict[str, int],
+        on_report: Callable[[np.ndarray], bool],
+    ) -> list[PPORunnerState]:
+        """The asked members as one population, continuing kept members, for `steps` in
+        `self.reports` chunks of `budget`; each report's last evaluation's mean return
+        per member goes to `on_report`, which says whether to go on. Returns the
+        members' states."""
         n_seeds = len(self.seeds)
         pop = Population(
             [{**self.base, **a.config} for a in asks], self.env, self.seeds,
-            eval_env=self.eval_env, planned_timesteps=max(steps, 1),
+            eval_env=self.eval_env, planned_timesteps=steps,
             **_config.agent_options(self.config),
         )  # fmt: skip
         state = pop.init(jr.key(0))
         if any(_key(a.config) in self.states for a in asks):
             members = []
             for i, ask in enumerate(asks):
-                kept = self.states.get(_key(ask.config))
+                kept = self._kept(ask).members
                 for j in range(n_seeds):
                     m = i * n_seeds + j
-                    members.append(kept[0][j] if kept else pop.member(state, m).runner_state)
+                    members.append(kept[j] if kept else pop.member(state, m).runner_state)
             state = pop.state_from_members(members)
-        returns = np.zeros((n_reports, pop.n_members))
-        for r in range(n_reports):
+        for _ in range(self.reports):
             state, result = pop.train(state, **budget)
             rewards = np.asarray(jax.block_until_ready(result.eval_rewards))
-            returns[r] = rewards[:, -1].mean(-1)
-        return returns, [pop.member(state, m).runner_state for m in range(pop.n_members)]
+            if not on_report(rewards[:, -1].mean(-1)):
+                break
+        return [pop.member(state, m).runner_state for m in range(pop.n_members)]
 
     def _one_by_one(
-        self, asks: Sequence[Ask], steps: int, n_reports: int, budget: dict[str, int]
-    ) -> tuple[np.ndarray, list[PPORunnerState]]:
+        self,
+        asks: Sequence[Ask],
+        steps: int,
+        budget: dict[str, int],
+        on_report: Callable[[np.ndarray], bool],
+    ) -> list[PPORunnerState]:
         """As `_population`, one member after another, each from the start (member
-        `(i, seed)` from `fold_in(key(0), seed)`, on environments seeded with `seed`)."""
+        `(i, seed)` from `fold_in(key(0), seed)`, on environments seeded with `seed`);
+        the reports are heard once every member has trained (none stops early)."""
         del steps
-        returns = np.zeros((n_reports, len(asks) * len(self.seeds)))
+        returns = np.zeros((self.reports, len(asks) * len(self.seeds)))
         members = []
         for ask in asks:
             for seed in self.seeds:
@@ -260,11 +324,13 @@ class _Batch:
                 agent = PPO({**self.base, **ask.config}, env, eval_env=eval_env,
                             **_config.agent_options(self.config))  # fmt: skip
                 state = agent.init(jr.fold_in(jr.key(0), seed))
-                for r in range(n_reports):
+                for r in range(self.reports):
                     state, result = agent.train(*state, **budget)
                     returns[r, len(members)] = np.asarray(result.eval_rewards)[-1].mean()
                 members.append(state.runner_state)
-        return returns, members
+        for r in range(self.reports):
+            on_report(returns[r])
+        return members
 
 
 def tune(
@@ -367,12 +433,11 @@ def _study_loop(
                 told += 1
                 continue
             result = next(results)
-            status = "pruned" if result["pruned"] else (
-                "failed" if result["value"] is None else "complete")  # fmt: skip
-            opt.tell(ask, result["value"], pruned=result["pruned"])
+            pruned = result["status"] == "pruned"
+            opt.tell(ask, None if pruned else result["value"], pruned=pruned)
             trial = Trial(len(trials), ask.config, list(trainer.seeds), ask.budget,
-                          result["value"], status, round(result["seconds"], 3),
-                          result["reports"])  # fmt: skip
+                          result["value"], result["status"], round(result["seconds"], 3),
+                          result["reports"], result["report_steps"], result["steps"])  # fmt: skip
             trials.append(trial)
             new.append(trial)
             told += 1

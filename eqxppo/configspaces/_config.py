@@ -348,5 +348,17 @@ def hpo_config_to_dict(config: PPOConfig, hparams: PPOHyperparams) -> dict[str, 
     out: dict[str, Any] = {"n_steps": config.n_steps, "minibatch_size": config.minibatch_size}
     out["update_epochs"] = int(hparams.update_epochs)
     out.update({k: bool(getattr(hparams, k)) for k in _BOOL_KEYS})
-    out.update({k: float(getattr(hparams, k)) for k in _FLOAT_RULES})
-    return {**{k: out[k] for k in HPO_KEYS}, "divergence_limit": float(hparams.divergence_limit)}
+    out.update({k: as_written(getattr(hparams, k)) for k in _FLOAT_RULES})
+    return {**{k: out[k] for k in HPO_KEYS},
+            "divergence_limit": as_written(hparams.divergence_limit)}  # fmt: skip
+
+
+def as_written(value: Any) -> float:
+    """A traced hyperparameter as the number a user types: the shortest decimal that
+    reads back as the same value in its own dtype (`3e-4` held in float32 gives `0.0003`,
+    not `0.0003000000142492354`), so a run's files record what was asked and read back
+    exactly."""
+    scalar = np.asarray(value)[()]
+    if not isinstance(scalar, np.floating):
+        return float(scalar)
+    return float(np.format_float_scientific(scalar, unique=True))

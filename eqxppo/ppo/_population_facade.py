@@ -22,6 +22,7 @@ from jax.typing import ArrayLike
 from jaxtyping import PRNGKeyArray
 
 from .. import _xla_cpu
+from .._cores import warn_one_cpu_device
 from .._counts import Count, as_count
 from ..configspaces import (
     CONTINUOUS_KEYS,
@@ -78,7 +79,9 @@ class Population:
     - `seeds`: the seeds every configuration runs with; member `(i, j)` starts from
       `jax.random.fold_in(key, seeds[j])`, so it matches a single `PPO` run started from
       that key, and members with the same seed share initial weights and environments.
-    - `devices`: devices the member axis is sharded over; default `jax.devices()`.
+    - `devices`: devices the member axis is sharded over; default `jax.devices()` (when
+      that is one CPU device of a machine with more cores, a `OneCPUDeviceWarning`
+      says once per process that `eqxppo.use_cpu_cores()` would use them).
     - `compile_workers`: threads that compile the groups' programs side by side before
       the first `train` with a budget (`compile`); default: half the usable CPU cores
       (one XLA:CPU compilation keeps about two busy).
@@ -128,6 +131,8 @@ class Population:
         )
         self._hparams: list[PPOHyperparams] = [h for _, h in parsed for _ in self.seeds]
         self.member_seeds = tuple(self.seeds[m % n_seeds] for m in range(self.n_members))
+        if devices is None:
+            warn_one_cpu_device(list(self.mesh.devices.flat), self.n_members)
         budget = None
         if planned_timesteps is not None:
             budget = as_count("planned_timesteps", planned_timesteps)

@@ -106,19 +106,34 @@ def log_population(
         log_run(loggers, member_name(m // n_seeds, seed), rows, config=config, group=group)
 
 
+def trial_curve(trial: Trial) -> list[tuple[int, float]]:
+    """A trial's evaluations as `(global step, mean return over seeds)`, one per report
+    (a log written before the steps were recorded spreads them evenly over the budget)."""
+    steps = trial.report_steps or [
+        round(trial.budget * (r + 1) / len(trial.reports)) for r in range(len(trial.reports))
+    ]
+    return list(zip(steps, trial.reports))
+
+
 def log_trials(
     loggers: Sequence[AbstractLogger], trials: Sequence[Trial], *, group: str | None = None
 ) -> None:
     """Write HPO trials (`eqxppo.autorl.tune`'s) as one finished run each,
-    `trial_<number>`: its configuration, seeds and status as config, its objective (the
-    mean final return over seeds) at its budget's step. A failed or pruned trial has no
-    objective."""
+    `trial_<number>`: its configuration, seeds, status, asked budget and the steps its
+    result stands at as config; its learning curve (`eval/return_mean` at each report's
+    step) and its objective (`eval/objective`, the mean final return over seeds, at
+    the step its result stands at). A failed or diverged trial has no objective; a
+    pruned one's is the report it was pruned at."""
     for trial in trials:
+        steps = trial.budget if trial.steps is None else trial.steps
         config = {**trial.config, "seeds": ",".join(map(str, trial.seeds)),
-                  "status": trial.status, "budget": trial.budget}  # fmt: skip
+                  "status": trial.status, "budget": trial.budget, "steps": steps}  # fmt: skip
         scalars = {} if trial.objective is None else {"eval/objective": trial.objective}
+        curve = trial_curve(trial)
         for logger in loggers:
             run = logger.start_run(f"trial_{trial.number:04d}", config=config, group=group)
+            for step, value in curve:
+                run.log(step, {TAGS["mean_return"]: value})
             if scalars:
-                run.log(trial.budget, scalars)
+                run.log(steps, scalars)
             run.finish({**scalars, "time/seconds": trial.seconds})

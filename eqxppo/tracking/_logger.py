@@ -7,6 +7,7 @@ what a compiled `train` call returned, so logging costs the compiled program not
 """
 
 import abc
+import csv
 import json
 import math
 import re
@@ -37,10 +38,17 @@ class AbstractLogger(abc.ABC):
 
     @abc.abstractmethod
     def start_run(
-        self, name: str, *, config: Mapping[str, Any], group: str | None = None
+        self,
+        name: str,
+        *,
+        config: Mapping[str, Any],
+        group: str | None = None,
+        resume: bool = False,
     ) -> AbstractRun:
-        """A new run called `name` (unique within its group) with hyperparameters `config`;
-        `group` gathers runs that belong together (a sweep's members, a study's trials)."""
+        """A run called `name` (unique within its group) with hyperparameters `config`;
+        `group` gathers runs that belong together (a sweep's members, a study's trials).
+        `resume`: continue the run of that name and group this logger wrote before (a
+        resumed training run), its earlier steps kept; a new run if there is none."""
 
 
 def run_folder(root: Path, name: str, group: str | None) -> Path:
@@ -60,11 +68,15 @@ def plain_config(config: Mapping[str, Any]) -> dict[str, bool | int | float | st
 
 
 class _CSVRun(AbstractRun):
-    def __init__(self, folder: Path, config: Mapping[str, Any]) -> None:
+    def __init__(self, folder: Path, config: Mapping[str, Any], resume: bool) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.config = plain_config(config)
         self.rows: list[dict[str, float]] = []
+        if resume and (folder / "metrics.csv").exists():
+            with open(folder / "metrics.csv", newline="") as f:
+                self.rows = [{k: float(v) for k, v in row.items() if v != ""}
+                             for row in csv.DictReader(f)]  # fmt: skip
         (folder / "config.json").write_text(json.dumps(self.config, indent=2))
 
     def log(self, step: int, scalars: Scalars) -> None:
@@ -86,6 +98,11 @@ class CSVLogger(AbstractLogger):
         self.root = Path(root)
 
     def start_run(
-        self, name: str, *, config: Mapping[str, Any], group: str | None = None
+        self,
+        name: str,
+        *,
+        config: Mapping[str, Any],
+        group: str | None = None,
+        resume: bool = False,
     ) -> AbstractRun:
-        return _CSVRun(run_folder(self.root, name, group), config)
+        return _CSVRun(run_folder(self.root, name, group), config, resume)

@@ -42,6 +42,14 @@ class TensorBoardLogger(AbstractLogger):
         self.root = Path(root)
 
     def start_run(
-        self, name: str, *, config: Mapping[str, Any], group: str | None = None
+        self,
+        name: str,
+        *,
+        config: Mapping[str, Any],
+        group: str | None = None,
+        resume: bool = False,
     ) -> AbstractRun:
+        # A resumed run writes a new event file into the same folder: TensorBoard reads
+        # the folder's files as one run, the earlier steps first.
+        del resume
         return _TensorBoardRun(self.tensorboardx, run_folder(self.root, name, group), config)
