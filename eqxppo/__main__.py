@@ -262,10 +262,11 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--env", default="CartPole-v1", help="the framework's id")
     tune.add_argument("--framework", default="gymnax", choices=SUPPORTED_FRAMEWORKS,
                       help=POPULATION_FRAMEWORK_HELP)  # fmt: skip
-    names = " or ".join(sorted(SEARCH_SPACES))
+    names = ", ".join(sorted(SEARCH_SPACES))
     tune.add_argument("--space", default="ppo_cc", metavar="NAME|FILE.yaml",
-                      help=f"{names} (default ppo_cc, ARLBench's classic-control space), "
-                      "or a search space file in ARLBench's YAML form")  # fmt: skip
+                      help=f"{names} (ARLBench's four PPO spaces and all 13 hyperparameters; "
+                      "default ppo_cc, classic control), or a search space file in "
+                      "ARLBench's YAML form")  # fmt: skip
     tune.add_argument("--trials", type=count_arg(1), required=True,
                       help="trials in all (a rerun may raise it to extend the study)")  # fmt: skip
     tune.add_argument(

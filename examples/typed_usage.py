@@ -138,11 +138,17 @@ def logged_population(folder: str) -> list[Row]:
 
 
 def experiment_tree(folder: str) -> list[float] | list[Trial]:
-    """ARLBench's tree: a job, or a study when the tree's sweeper is Hypersweeper's."""
-    planned: list[Job] | Study = plan(folder, config_name="random_search", multirun=True)
+    """ARLBench's tree: jobs, a study when the tree's sweeper is Hypersweeper's, or one
+    study per value of an override swept beside it (the landscape's seeds)."""
+    planned: list[Job] | Study | list[Study] = plan(
+        folder, config_name="random_search", multirun=True, overrides=["autorl.seed=0,1"]
+    )
     if isinstance(planned, Study):
         return run_study(planned, batch=4)
-    return run_jobs(planned)
+    studies = [p for p in planned if isinstance(p, Study)]
+    if studies:
+        return [trial for study in studies for trial in run_study(study, batch=4)]
+    return run_jobs([p for p in planned if isinstance(p, Job)])
 
 
 print(eqxppo.__version__)

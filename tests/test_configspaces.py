@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from ConfigSpace import (
 
 from eqxppo.configspaces import (
     DEFAULT_DIVERGENCE_LIMIT,
+    SEARCH_SPACES,
     PPOConfig,
     PPOHyperparams,
     get_default_hpo_config,
@@ -185,30 +187,20 @@ def test_hyperparams_check_concrete_values():
         PPOHyperparams(**{**values, "gamma": np.array([0.9, 1.2])})
 
 
-PPO_CC_YAML = """
-seed: 0
-hyperparameters:
-  hp_config.learning_rate: {type: uniform_float, lower: 1.0e-06, upper: 0.1, log: true,
-                            default: 0.0003}
-  hp_config.ent_coef: {type: uniform_float, lower: 0.0, upper: 0.5, default: 0.0}
-  hp_config.minibatch_size: {type: categorical, choices: [128, 256, 512], default: 128}
-  hp_config.gae_lambda: {type: uniform_float, lower: 0.8, upper: 0.9999, default: 0.95}
-  hp_config.clip_eps: {type: uniform_float, lower: 0.0, upper: 0.5, default: 0.2}
-  hp_config.vf_clip_eps: {type: uniform_float, lower: 0.0, upper: 0.5, default: 0.2}
-  hp_config.normalize_advantage: {type: categorical, choices: [True, False], default: True}
-  hp_config.vf_coef: {type: uniform_float, lower: 0.0, upper: 1.0, default: 0.5}
-  hp_config.max_grad_norm: {type: uniform_float, lower: 0.0, upper: 1.0, default: 0.5}
-"""
+ARLBENCH_SPACES = Path(__file__).parent / "data" / "arlbench_tree" / "search_space"
 
 
-def test_a_search_space_file_in_arlbench_s_form_reads_as_the_built_in_one(tmp_path):
-    path = tmp_path / "ppo_cc.yaml"
-    path.write_text(PPO_CC_YAML)
-    from_file, built_in = get_search_space(path), get_search_space("ppo_cc")
+@pytest.mark.parametrize("name", ["ppo_cc", "ppo_minigrid", "ppo_atari", "ppo_mujoco"])
+def test_each_built_in_space_is_arlbench_s_file(name, tmp_path):
+    from_file = read_search_space(ARLBENCH_SPACES / f"{name}.yaml")
+    built_in = get_search_space(name)
     assert dict(from_file) == dict(built_in)  # names, types, bounds, choices, defaults
+    assert list(from_file) == list(built_in)  # and ARLBench's order
     default = dict(built_in.get_default_configuration())
     assert dict(from_file.get_default_configuration()) == default
-    parse_hpo_config(dict(from_file.sample_configuration()))  # samples are valid configs
+    assert default["learning_rate"] == pytest.approx(1e-6**0.5 * 0.1**0.5)  # log-scale middle
+    parse_hpo_config(dict(built_in.sample_configuration()))  # samples are valid configs
+    assert name in SEARCH_SPACES
 
     # Round trip: written in ARLBench's form and read back, every space stays itself.
     for space in (built_in, get_search_space("full")):

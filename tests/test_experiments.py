@@ -391,3 +391,131 @@ def test_a_job_without_a_budget_is_one_line(tree, capsys):
     assert main(["arlbench", str(tree), "environment.n_total_timesteps=0"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "n_total_timesteps" in err, err
+
+
+def _variant(tree, name, text, *replacements):
+    """A top file of the tree's `smac.yaml` with `replacements` made."""
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new)
+    (tree / f"{name}.yaml").write_text(text)
+
+
+BLACK_BOX = [  # ARLBench's tune_smac: no budget variable, every trial at the full budget
+    ("\n    budget_variable: autorl.n_total_timesteps\n", "\n"),
+    ("\n      min_budget: 256\n", "\n"),
+    ("\n          min_budget: ${hydra.sweeper.sweeper_kwargs.min_budget}\n", "\n"),
+]
+
+
+def test_smac_settings_are_honoured_black_box_and_multi_fidelity(tree):
+    text = (tree / "smac.yaml").read_text()
+    _variant(tree, "smac_bb", text, *BLACK_BOX)
+    study = plan(tree, config_name="smac_bb", multirun=True)
+    assert (study.optimizer, study.min_budget, study.max_budget) == ("smac", 1024, 1024)
+    # Multi-fidelity budgets through the resolvers ARLBench's run script registers.
+    _variant(tree, "smac_mf", text,
+             ("min_budget: 256\n", "min_budget: ${divide:${environment.n_total_timesteps},4}\n"),
+             ("n_trials: 5\n", "n_trials: ${multiply:2,3}\n"))  # fmt: skip
+    study = plan(tree, config_name="smac_mf", multirun=True)
+    assert (study.min_budget, study.max_budget, study.n_trials, study.eta) == (256, 1024, 6, 2)
+    # Random search has no fidelities: a min_budget is named, never ignored.
+    rs = (tree / "random_search.yaml").read_text()
+    _variant(tree, "rs_mf", rs,
+             ("      seeds: [0, 1]\n", "      seeds: [0, 1]\n      min_budget: 8\n"),
+             ("    search_space: ${search_space}\n", "    search_space: ${search_space}\n"
+              "    budget_variable: autorl.n_total_timesteps\n"))  # fmt: skip
+    with pytest.raises(ValueError, match="min_budget"):
+        plan(tree, config_name="rs_mf", multirun=True)
+
+
+def test_arlbench_s_ppo_spaces_compose_by_name_and_a_tree_s_own_file_wins(tree):
+    (job,) = plan(tree, overrides=["search_space=ppo_mujoco"])
+    space = job.config["search_space"]["hyperparameters"]
+    assert len(space) == 9 and space["hp_config.minibatch_size"]["choices"] == [32, 64, 128]
+    (job,) = plan(tree, overrides=["search_space=ppo_minigrid"])
+    assert job.config["search_space"]["hyperparameters"]["hp_config.vf_coef"]["default"] == 0.5
+    (job,) = plan(tree)  # the tree's own ppo_cc.yaml (two hyperparameters), not the built-in
+    assert len(job.config["search_space"]["hyperparameters"]) == 2
+
+
+@pytest.mark.e2e
+def test_a_black_box_smac_study_trains_every_trial_at_the_full_budget(tree, tmp_path):
+    _variant(tree, "smac_bb", (tree / "smac.yaml").read_text(), *BLACK_BOX)
+    assert main(["arlbench", str(tree), "--config-name=smac_bb", "-m", "--batch", "5"]) == 0
+    out = tmp_path / "results" / "smac" / "ppo_CartPole-v1" / "7" / "42"
+    rows = _csv(out / "runhistory.csv")
+    assert len(rows) == 5 and {int(r["budget"]) for r in rows} == {1024}
+    best = json.loads((out / "incumbent.json").read_text().splitlines()[-1])
+    assert best["budget"] == 1024
+
+
+ARLBENCH_TREE = Path(__file__).parent / "data" / "arlbench_tree"  # as ARLBench ships it
+
+
+def test_arlbench_s_own_tree_plans_with_ppo_and_names_what_to_add(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"algorithm is 'dqn'.*algorithm=ppo"):
+        plan(ARLBENCH_TREE, config_name="random_search", multirun=True)
+    # Its sweeps default to DQN's space: the error says which override to add.
+    with pytest.raises(ValueError, match=r"conditions.*add search_space=ppo_cc"):
+        plan(ARLBENCH_TREE, config_name="random_search", multirun=True,
+             overrides=["algorithm=ppo"])  # fmt: skip
+    for name, optimizer, low in (("random_search", "random", None), ("smac", "smac", 10_000)):
+        for space, sizes in (("ppo_cc", [128, 256, 512]), ("ppo_minigrid", [32, 64, 128])):
+            study = plan(ARLBENCH_TREE, config_name=name, multirun=True,
+                         overrides=["algorithm=ppo", f"search_space={space}"])  # fmt: skip
+            assert isinstance(study, Study) and study.optimizer == optimizer
+            hps = study.search_space["hyperparameters"]
+            assert len(hps) == 9 and hps["hp_config.minibatch_size"]["choices"] == sizes
+            assert (study.min_budget, study.max_budget, study.n_trials) == (low, 100_000, 16)
+
+
+@pytest.mark.e2e
+def test_arlbench_s_own_random_search_runs_as_shipped_with_ppo(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    small = ["environment.n_total_timesteps=256", "environment.n_envs=2",
+             "autorl.n_eval_steps=1", "autorl.n_eval_episodes=2", "hydra.sweeper.n_trials=2",
+             "algorithm=ppo", "search_space=ppo_cc", "hp_config.n_steps=32"]  # fmt: skip
+    assert main(["arlbench", str(ARLBENCH_TREE), "--config-name=random_search", "-m",
+                 *small]) == 0  # fmt: skip
+    out = tmp_path / "results" / "sobol" / "ppo_CartPole-v1" / "42"
+    rows = _csv(out / "runhistory.csv")
+    assert len(rows) == 2 and all(r["seeds"] == "42 43 44" for r in rows)
+    assert all(r["status"] == "complete" for r in rows)
+    assert "incumbent: trial" in capsys.readouterr().out
+
+
+def test_an_override_swept_beside_a_study_is_one_study_per_value(tree, tmp_path):
+    studies = plan(tree, config_name="smac", multirun=True, overrides=["smac_seed=0,1"])
+    assert isinstance(studies, list) and [s.seed for s in studies] == [0, 1]
+    assert [s.job.out for s in studies] == [
+        tmp_path / "results" / "smac" / "ppo_CartPole-v1" / str(seed) / "42" for seed in (0, 1)
+    ]
+    # The landscape protocol: the same configurations (one space seed) under each seed.
+    rs = (tree / "random_search.yaml").read_text()
+    _variant(tree, "random_runs", rs, ("      seeds: [0, 1]\n", ""))
+    studies = plan(tree, config_name="random_runs", multirun=True,
+                   overrides=["autorl.seed=range(3)"])  # fmt: skip
+    assert [s.seeds for s in studies] == [(0,), (1,), (2,)]
+    assert len({s.job.out for s in studies}) == 3 and {s.seed for s in studies} == {0}
+    # Two studies that would write one folder are refused, naming it.
+    with pytest.raises(ValueError, match="share a folder"):
+        plan(tree, config_name="smac", multirun=True, overrides=["hp_config.gamma=0.9,0.95"])
+    assert len(plan(tree, config_name="smac", multirun=True, out=tmp_path / "o",
+                    overrides=["hp_config.gamma=0.9,0.95"])) == 2  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_the_landscape_protocol_trains_every_configuration_under_every_seed(tree, tmp_path):
+    rs = (tree / "random_search.yaml").read_text()
+    _variant(tree, "random_runs", rs, ("      seeds: [0, 1]\n", ""))
+    assert main(["arlbench", str(tree), "--config-name=random_runs", "-m",
+                 "autorl.seed=range(2)"]) == 0  # fmt: skip
+    tables = [_csv(tmp_path / "results" / "sobol" / "ppo_CartPole-v1" / str(seed) /
+                   "runhistory.csv") for seed in (0, 1)]  # fmt: skip
+    assert [len(t) for t in tables] == [4, 4]
+    configs = [[{k: v for k, v in r.items() if k.startswith("hp_config.")} for r in t]
+               for t in tables]  # fmt: skip
+    assert configs[0] == configs[1]  # one result per configuration and seed
+    assert [r["seeds"] for r in tables[1]] == ["1"] * 4

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .._extras import MissingExtraError
 from ..autorl import StudyMismatch
-from ..experiments import JobMismatch, Study, plan, run_jobs, run_study
+from ..experiments import Job, JobMismatch, Study, plan, run_jobs, run_study
 from ._common import UserError, open_loggers, progress, user_input, write_csv, written_folders
 
 
@@ -27,7 +27,13 @@ def arlbench_command(args: argparse.Namespace) -> int:
         raise UserError(str(error)) from None
     if isinstance(planned, Study):
         return _study(args, planned)
-    jobs = planned
+    if planned and isinstance(planned[0], Study):
+        studies = [s for s in planned if isinstance(s, Study)]
+        print(f"eqxppo: {len(studies)} studies, one per value of the swept overrides",
+              flush=True)  # fmt: skip
+        codes = [_study(args, study) for study in studies]
+        return max(codes)
+    jobs = [j for j in planned if isinstance(j, Job)]
     folder = jobs[0].out if len(jobs) == 1 else jobs[0].out.parent
     loggers = open_loggers(args.logger, folder)
     what = f"{len(jobs)} jobs" if len(jobs) > 1 else "one job"
@@ -52,7 +58,8 @@ def arlbench_command(args: argparse.Namespace) -> int:
 def _study(args: argparse.Namespace, study: Study) -> int:
     out = study.job.out
     loggers = open_loggers(args.logger, out)
-    print(f"eqxppo: study {args.config_name!r} ({study.optimizer}) on "
+    overrides = f" [{' '.join(study.job.overrides)}]" if study.job.overrides else ""
+    print(f"eqxppo: study {args.config_name!r}{overrides} ({study.optimizer}) on "
           f"{study.job.autorl['env_name']}: {study.n_trials} trials of up to "
           f"{study.max_budget:,} steps x {len(study.seeds)} seed(s) in {out}",
           flush=True)  # fmt: skip

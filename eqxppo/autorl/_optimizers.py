@@ -111,7 +111,9 @@ class OptunaSearch:
 
 
 class SMACSearch:
-    """SMAC3's multi-fidelity facade (Hyperband over environment-step budgets)."""
+    """SMAC3 over environment steps: the multi-fidelity facade (Hyperband between
+    `min_budget` and the budget), or, when `min_budget` is the budget, the black-box
+    facade (a Sobol initial design, every trial at the full budget)."""
 
     def __init__(
         self, space: ConfigurationSpace, *, budget: int, n_trials: int, out: Path,
@@ -124,6 +126,19 @@ class SMACSearch:
         self._TrialInfo, self._TrialValue, self._Status = TrialInfo, TrialValue, StatusType
         self.space, self.budget = space, budget
         low = min_budget if min_budget is not None else max(1, budget // 9)
+        if low > budget:
+            raise ValueError(f"SMAC's min_budget {low} is above its max_budget {budget}.")
+        self.black_box = low == budget
+        if self.black_box:
+            scenario = smac.Scenario(space, deterministic=True, n_trials=n_trials, seed=seed,
+                                     output_directory=Path(out) / "smac")  # fmt: skip
+            self.smac = smac.BlackBoxFacade(
+                scenario,
+                target_function=lambda config, seed=0: 0.0,  # unused: ask and tell
+                overwrite=True,
+                logging_level=40,
+            )
+            return
         scenario = smac.Scenario(
             space, deterministic=True, n_trials=n_trials, seed=seed,
             output_directory=Path(out) / "smac", min_budget=low, max_budget=budget,
@@ -155,7 +170,7 @@ class SMACSearch:
 
     def replay(self, config: Mapping[str, Any], budget: int, value: float | None) -> None:
         info = self._TrialInfo(Configuration(self.space, values=dict(config)), seed=0,
-                               budget=float(budget))  # fmt: skip
+                               budget=None if self.black_box else float(budget))  # fmt: skip
         self.tell(Ask(info, dict(config), budget), value)
 
     def report(self, ask: Ask, value: float, step: int) -> bool:
@@ -176,7 +191,8 @@ def make_optimizer(
 ) -> RandomSearch | OptunaSearch | SMACSearch:
     """The optimiser `name` (`random`, `optuna`, `smac`) for `space` and a full budget;
     `min_budget` and `eta` are SMAC's Hyperband settings (default: a ninth of the budget,
-    3), which the others refuse."""
+    3; `min_budget` equal to the budget: SMAC's black-box facade), which the others
+    refuse."""
     if name != "smac" and (min_budget is not None or eta != 3):
         raise ValueError(f"min_budget and eta are SMAC's multi-fidelity settings, not {name}'s.")
     if name == "random":

@@ -144,6 +144,12 @@ def search_space_to_yaml(space: ConfigurationSpace, seed: int = 0) -> str:
     """`space` in ARLBench's YAML form, with the `hp_config.` prefix; `read_search_space`
     reads it back into an equal space."""
     yaml = require("yaml", "cli", what="a search space file")
+    return yaml.safe_dump(search_space_to_dict(space, seed), sort_keys=False)
+
+
+def search_space_to_dict(space: ConfigurationSpace, seed: int = 0) -> dict[str, Any]:
+    """`space` as the mapping ARLBench's YAML form holds (`parse_search_space` reads it
+    back into an equal space)."""
     out: dict[str, Any] = {}
     for hp in space.values():
         spec: dict[str, Any]
@@ -162,7 +168,7 @@ def search_space_to_yaml(space: ConfigurationSpace, seed: int = 0) -> str:
         else:
             raise ValueError(f"{hp.name}: {type(hp).__name__} has no ARLBench YAML form.")
         out[PREFIX + hp.name] = spec
-    return yaml.safe_dump({"seed": seed, "hyperparameters": out}, sort_keys=False)
+    return {"seed": seed, "hyperparameters": out}
 
 
 def _plain(value: Any) -> Any:

@@ -44,28 +44,67 @@ def get_default_hpo_config() -> Configuration:
     return get_hpo_config_space().get_default_configuration()
 
 
+def _arlbench_ppo_space(name: str, minibatch_sizes: list[int], seed: int | None):
+    """One of ARLBench's four PPO search spaces: nine hyperparameters, the same for
+    every domain but the minibatch sizes, as its YAML files define them (types, bounds,
+    order; no default but `vf_coef`'s, so the others take ConfigSpace's: a float's is its
+    range's middle, on the log scale for the learning rate, a choice's is its first).
+    The other four hyperparameters keep the algorithm's defaults; the only static
+    choice is `minibatch_size`, so a batch from one of them compiles at most three
+    programs."""
+    return ConfigurationSpace(
+        name=name,
+        seed=seed,
+        space={
+            "learning_rate": Float("learning_rate", (1e-6, 0.1), log=True),
+            "ent_coef": Float("ent_coef", (0.0, 0.5)),
+            "minibatch_size": Categorical("minibatch_size", minibatch_sizes),
+            "gae_lambda": Float("gae_lambda", (0.8, 0.9999)),
+            "clip_eps": Float("clip_eps", (0.0, 0.5)),
+            "vf_clip_eps": Float("vf_clip_eps", (0.0, 0.5)),
+            "normalize_advantage": Categorical("normalize_advantage", [True, False]),
+            "vf_coef": Float("vf_coef", (0.0, 1.0), default=0.5),
+            "max_grad_norm": Float("max_grad_norm", (0.0, 1.0)),
+        },
+    )
+
+
 def get_ppo_cc_config_space(seed: int | None = None) -> ConfigurationSpace:
-    """ARLBench's classic-control PPO search space (`ppo_cc`), 9 hyperparameters.
-
-    The others stay at the defaults; its only static choice is `minibatch_size` (and
-    `normalize_advantage`, which eqxppo traces), so a batch from it compiles at most
-    three programs.
-    """
-    full = get_hpo_config_space()
-    shared = ("learning_rate", "ent_coef", "gae_lambda", "clip_eps", "vf_clip_eps",
-              "normalize_advantage", "vf_coef", "max_grad_norm")  # fmt: skip
-    space = {name: full[name] for name in shared}  # the full space's ranges and defaults
-    space["minibatch_size"] = Categorical("minibatch_size", [128, 256, 512], default=128)
-    return ConfigurationSpace(name="PPOClassicControlSpace", seed=seed, space=space)
+    """ARLBench's classic-control PPO search space (`ppo_cc`): minibatches of 128, 256
+    or 512."""
+    return _arlbench_ppo_space("ppo_cc", [128, 256, 512], seed)
 
 
-SEARCH_SPACES = {"full": get_hpo_config_space, "ppo_cc": get_ppo_cc_config_space}
+def get_ppo_atari_config_space(seed: int | None = None) -> ConfigurationSpace:
+    """ARLBench's Atari PPO search space (`ppo_atari`): as `ppo_cc`."""
+    return _arlbench_ppo_space("ppo_atari", [128, 256, 512], seed)
+
+
+def get_ppo_minigrid_config_space(seed: int | None = None) -> ConfigurationSpace:
+    """ARLBench's MiniGrid PPO search space (`ppo_minigrid`): minibatches of 32, 64 or
+    128."""
+    return _arlbench_ppo_space("ppo_minigrid", [32, 64, 128], seed)
+
+
+def get_ppo_mujoco_config_space(seed: int | None = None) -> ConfigurationSpace:
+    """ARLBench's MuJoCo (Brax) PPO search space (`ppo_mujoco`): as `ppo_minigrid`."""
+    return _arlbench_ppo_space("ppo_mujoco", [32, 64, 128], seed)
+
+
+SEARCH_SPACES = {
+    "full": get_hpo_config_space,
+    "ppo_cc": get_ppo_cc_config_space,
+    "ppo_minigrid": get_ppo_minigrid_config_space,
+    "ppo_atari": get_ppo_atari_config_space,
+    "ppo_mujoco": get_ppo_mujoco_config_space,
+}
 
 
 def get_search_space(name: str | os.PathLike, seed: int | None = None) -> ConfigurationSpace:
-    """A PPO search space: a named one, `"full"` (all 13) or `"ppo_cc"` (ARLBench's
-    classic control space), or a YAML file in ARLBench's form (a path ending in `.yaml` or
-    `.yml`: `read_search_space`). Raises `ValueError` for another name, listing these."""
+    """A PPO search space: a named one, `"full"` (all 13) or one of ARLBench's
+    (`"ppo_cc"`, `"ppo_minigrid"`, `"ppo_atari"`, `"ppo_mujoco"`), or a YAML file in
+    ARLBench's form (a path ending in `.yaml` or `.yml`: `read_search_space`). Raises
+    `ValueError` for another name, listing these."""
     if str(name).endswith((".yaml", ".yml")):
         from ._files import read_search_space
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .._extras import require
+from ..configspaces import SEARCH_SPACES, search_space_to_dict
 
 
 # Hypersweeper's sweepers, as ARLBench's trees name them (`override hydra/sweeper: ...`),
@@ -21,25 +22,50 @@ _SWEEPER_NODE: dict[str, Any] = {"n_trials": None, "budget_variable": None, "sea
                                  "sweeper_kwargs": {}}  # fmt: skip
 
 
-def _hydra() -> Any:
+def _divide(x: int | float, y: int | float) -> int | float:
+    """`${divide:a,b}`: a / b, a whole number where it is one (budgets are counts)."""
+    quotient = x / y
+    return int(quotient) if float(quotient).is_integer() else quotient
+
+
+def _hydra(folder: Path | None = None) -> Any:
+    """Hydra, with what ARLBench's trees expect beside it: Hypersweeper's sweepers as
+    plain nodes, the OmegaConf resolvers `multiply` and `divide` its run script
+    registers (budgets such as `${divide:${max_budget},9}`), and, for the tree in
+    `folder`, ARLBench's PPO search spaces as `search_space` options where the tree has
+    no file of that name (a tree's own file is never merged with a built-in one: Hydra
+    would match it against a stored node of the same name)."""
     hydra = require("hydra", "hydra", what="running an ARLBench experiment tree")
     from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
 
     store = ConfigStore.instance()
     for name in SWEEPERS:
         store.store(group="hydra/sweeper", name=name, node=dict(_SWEEPER_NODE))
+    if folder is not None:
+        stored = store.repo.setdefault("search_space", {})
+        for name, make in SEARCH_SPACES.items():
+            own = any((folder / "search_space" / f"{name}{ext}").exists()
+                      for ext in (".yaml", ".yml"))  # fmt: skip
+            if own:
+                stored.pop(f"{name}.yaml", None)
+            elif name != "full":
+                node = search_space_to_dict(make(0))
+                store.store(group="search_space", name=name, node=node)
+    OmegaConf.register_new_resolver("multiply", lambda x, y: x * y, replace=True)
+    OmegaConf.register_new_resolver("divide", _divide, replace=True)
     return hydra
 
 
 def compose_tree(config_dir: str | os.PathLike, config_name: str, overrides: Sequence[str]) -> Any:
     """The composed configuration (an OmegaConf `DictConfig`, Hydra's own node included)."""
-    hydra = _hydra()
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     folder = Path(config_dir).resolve()
     if not folder.is_dir():
         raise ValueError(f"no config folder {str(config_dir)!r}.")
+    hydra = _hydra(folder)
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
         with hydra.initialize_config_dir(config_dir=str(folder), version_base=None,
                                          job_name="eqxppo"):  # fmt: skip

@@ -8,7 +8,12 @@ from typing import Any, NamedTuple
 
 from .._counts import as_count
 from ..autorl import merge_config
-from ..configspaces import parse_hpo_config, parse_nas_config, parse_search_space
+from ..configspaces import (
+    SEARCH_SPACES,
+    parse_hpo_config,
+    parse_nas_config,
+    parse_search_space,
+)
 from ._compose import SWEEPERS, compose_tree, expand_sweeps, fixed_overrides
 
 
@@ -34,7 +39,7 @@ class Study(NamedTuple):
     optimizer: str  # "random" or "smac"
     n_trials: int
     max_budget: int  # a trial's full budget (the tree's `autorl.n_total_timesteps`)
-    min_budget: int | None  # SMAC's smallest
+    min_budget: int | None  # SMAC's smallest (max_budget: black box); None elsewhere
     eta: int
     seeds: tuple[int, ...]  # every trial runs with these
     seed: int  # the optimiser's
@@ -91,11 +96,28 @@ def _study(cfg: Any, sweeper: str, overrides: Sequence[str], out: Path) -> Study
     scenario = (kwargs.get("optimizer_kwargs") or {}).get("scenario") or {}
     full = job.autorl["n_total_timesteps"]
     max_budget = kwargs.get("max_budget", full) if variable else full
+    # Without a budget variable, or a smallest budget, every trial trains the full
+    # budget: for SMAC, its black-box facade (ARLBench's `tune_smac`); never a
+    # multi-fidelity schedule the tree did not ask for.
     min_budget = kwargs.get("min_budget") if variable else None
+    if optimizer == "smac" and min_budget is None:
+        min_budget = max_budget
+    if optimizer != "smac" and min_budget is not None:
+        raise ValueError(
+            f"{sweeper} has no fidelities: drop hydra.sweeper.sweeper_kwargs.min_budget "
+            "(HyperSMAC takes it)."
+        )
     space = settings.get("search_space") or job.config.get("search_space")
     if not space:
         raise ValueError("the study has no search space (hydra.sweeper.search_space).")
-    parse_search_space(space, name="search_space", where="the tree's search_space")
+    try:
+        parse_search_space(space, name="search_space", where="the tree's search_space")
+    except ValueError as error:
+        ppo = ", ".join(sorted(n for n in SEARCH_SPACES if n != "full"))
+        raise ValueError(
+            f"{error} If the tree's search space is another algorithm's, choose one of "
+            f"PPO's: add search_space=ppo_cc (built in: {ppo})."
+        ) from None
     seeds = kwargs.get("seeds") or [job.autorl["seed"]]
     seed = (
         scenario.get("seed", space.get("seed", 0)) if optimizer == "smac" else space.get("seed", 0)
@@ -130,12 +152,14 @@ def plan(
     overrides: Sequence[str] = (),
     multirun: bool = False,
     out: str | os.PathLike | None = None,
-) -> list[Job] | Study:
+) -> list[Job] | Study | list[Study]:
     """What the tree asks for, as ARLBench's `run_arlbench.py` would run it.
 
     Without `multirun`: one job in `hydra.run.dir` (or `out`). With it: a tree whose
-    `hydra/sweeper` is `HyperRS` or `HyperSMAC` is an HPO study in `hydra.sweep.dir`;
-    any other runs one job per combination of the sweep overrides, in
+    `hydra/sweeper` is `HyperRS` or `HyperSMAC` is an HPO study in `hydra.sweep.dir`
+    (with sweep overrides, one study per combination, each in its own `hydra.sweep.dir`,
+    or `out/<its overrides>`); any other runs one job per combination of the sweep
+    overrides, in
     `hydra.sweep.dir/<job number>`. Relative folders are taken from the working
     directory, as Hydra does.
     """
@@ -149,9 +173,24 @@ def plan(
     sweeper = cfg.hydra.runtime.choices.get("hydra/sweeper")
     folder = Path(out or str(cfg.hydra.sweep.dir)).absolute()
     if sweeper in SWEEPERS:
-        if len(jobs) > 1:
-            raise ValueError(f"{sweeper} samples the configurations: drop the sweep overrides.")
-        return _study(cfg, sweeper, overrides, folder)
+        if len(jobs) == 1:
+            return _study(cfg, sweeper, overrides, folder)
+        # An override swept beside a study (an optimiser seed, `search_space.seed=42,43`,
+        # the landscape's `autorl.seed=range(10)`): one study per value, as the authors
+        # ran them, each in the folder its own `hydra.sweep.dir` names.
+        studies = []
+        for job in jobs:
+            own = compose_tree(config_dir, config_name, job)
+            where = Path(out) / "_".join(job) if out else Path(str(own.hydra.sweep.dir))
+            studies.append(_study(own, sweeper, job, where.absolute()))
+        folders = [str(s.job.out) for s in studies]
+        repeated = sorted({f for f in folders if folders.count(f) > 1})
+        if repeated:
+            raise ValueError(
+                f"the swept studies would share a folder ({repeated[0]}): put the swept "
+                "key in hydra.sweep.dir, or give each its own --out."
+            )
+        return studies
     if sweeper != "basic":
         raise ValueError(
             f"hydra/sweeper {sweeper!r}: eqxppo runs Hydra's basic sweeper and "
