@@ -295,6 +295,9 @@ def test_a_seed_multirun_is_one_population_whose_jobs_match_single_runs(tree, tm
         assert float(rows[-1]["mean_return"]) == pytest.approx(v, abs=1e-3)
         assert float((job.out / "performance.csv").read_text()) == v
         assert (job.out / "done.txt").read_text() == "yes" and (job.out / "checkpoint.eqx").exists()
+        log = (job.out / "job.log").read_text().splitlines()  # run_arlbench.py's job.log
+        assert "population of the 2 seeds" in log[0] and len(log) == 2
+        assert log[1].endswith(f"Returned objectives: {{'reward_mean': {v}}}")
     # Rerunning reads the finished jobs back (ARLBench's done.txt) instead of training.
     (jobs[0].out / "performance.csv").write_text("12.5")
     (jobs[1].out / "performance.csv").write_text("{'reward_mean': 7.0, 'reward_std': -1.0}")

@@ -1,8 +1,9 @@
 """Running what an ARLBench tree asks for, writing what ARLBench's users read beside
 eqxppo's own files.
 
-A job's folder gets ARLBench's `performance.csv` (the objective) and `done.txt` (a
-finished job, written last), and eqxppo's `config.yaml` (the composed tree, resolved),
+A job's folder gets ARLBench's `performance.csv` (the objective), `job.log` (what it
+trained and the objectives it returned) and `done.txt` (a finished job, written last),
+and eqxppo's `config.yaml` (the composed tree, resolved),
 `metrics.csv` (one row per evaluation: returns and losses) and `checkpoint.eqx`.
 Running the tree again reads a finished job's objective back, as `run_arlbench.py`
 does, but only when its `config.yaml` records the same resolved tree: ARLBench's
@@ -19,6 +20,7 @@ one population (one compiled program, the seeds side by side); member `seed` sta
 import ast
 import contextlib
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,22 @@ def _objectives(returns: np.ndarray, job: Job) -> dict[str, float]:
     return {name: values[name] for name in job.autorl["objectives"]}
 
 
+def _job_log(job: Job, message: str, *, start: bool = False) -> None:
+    """A line of the job's `job.log` as `run_arlbench.py` writes it (`%(asctime)s
+    %(message)s`, the file started afresh with the job)."""
+    job.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S") + f",{int(time.time() * 1000) % 1000:03d}"
+    with open(job.out / "job.log", "w" if start else "a") as f:
+        f.write(f"{stamp} {message}\n")
+
+
+def _start_job(job: Job, how: str) -> None:
+    autorl = job.autorl
+    _job_log(job, f"Training PPO on {autorl['env_framework']} {autorl['env_name']} for "
+                  f"{autorl['n_total_timesteps']} steps, seed {autorl['seed']} ({how}); "
+                  f"overrides: {' '.join(job.overrides) or 'none'}", start=True)  # fmt: skip
+
+
 def _finish_job(
     job: Job, agent: PPO, state: Any, result: PPOTrainingResult, loggers: Sequence[AbstractLogger]
 ) -> float:
@@ -107,6 +125,7 @@ def _finish_job(
     # ARLBench's: one objective as a number, several as their mapping.
     performance = next(iter(objectives.values())) if len(objectives) == 1 else objectives
     (job.out / "performance.csv").write_text(str(performance))
+    _job_log(job, f"Returned objectives: {objectives}")
     (job.out / "done.txt").write_text("yes")
     name = job.out.name if job.number == 0 and not job.overrides else f"job_{job.number}"
     config = {**(job.config.get("hp_config") or {}), **job.autorl["nas_config"],
@@ -169,6 +188,8 @@ def _run_jobs(jobs: Sequence[Job], loggers: Sequence[AbstractLogger]) -> list[fl
         env, eval_env = make_envs(first.autorl)
         seeds = [job.autorl["seed"] for job in group]
         if len(group) > 1 and env.vmappable and len(set(seeds)) == len(seeds):
+            for m, job in enumerate(group):
+                _start_job(job, f"member {m} of a population of the {len(group)} seeds")
             pop = Population([first.config.get("hp_config") or {}], env, seeds, eval_env=eval_env,
                              track_metrics=True, **agent_options(first.autorl))  # fmt: skip
             state, result = pop.train(pop.init(jr.key(0)), **_budget(first))
@@ -182,6 +203,7 @@ def _run_jobs(jobs: Sequence[Job], loggers: Sequence[AbstractLogger]) -> list[fl
         for job in group:
             if job is not first:
                 env, eval_env = make_envs(job.autorl)
+            _start_job(job, "a single run")
             agent = _agent(job, env, eval_env)
             state = agent.init(jr.fold_in(jr.key(0), job.autorl["seed"]))
             state, result = agent.train(*state, **_budget(job))
