@@ -281,6 +281,7 @@ def test_a_sweep_marks_its_diverged_configurations(tmp_path, capsys):
     assert "2 configuration(s) diverged" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_version_and_help_show_defaults_keys_and_true_choices(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
@@ -306,6 +307,7 @@ def test_version_and_help_show_defaults_keys_and_true_choices(capsys):
     assert "one after another" in helps["tune"]
 
 
+@pytest.mark.e2e
 def test_config_json_records_hyperparameters_as_typed_and_reads_them_back(tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--timesteps", "256", "--n-envs", "2", "--chunks", "1",
