@@ -93,13 +93,16 @@ def _install(session: nox.Session, jax: str, *groups: str) -> None:
     session.install("-e", package, *group_args, f"jax=={jax}", f"jaxlib=={jax}")
 
 
-def _pytest(session: nox.Session, *args: str, kernels: str = "auto", parallel: bool = True) -> None:
-    # The slowest tests in the log: where CI's time goes. Two pytest-xdist workers, each
-    # test module whole in one of them (its tests share their compiled programs): most
-    # of a test is tracing and compiling, one core's work, so two workers did the
-    # newest line's suite in 32 minutes where one process took 47 (2 cores).
+def _pytest(
+    session: nox.Session, *args: str, kernels: str = "auto", dist: str | None = "loadfile"
+) -> None:
+    # The slowest tests in the log: where CI's time goes. Two pytest-xdist workers, by
+    # default each test module whole in one of them (its tests share their compiled
+    # programs); one module alone is spread test by test (`dist="load"`). Most of a
+    # test is tracing and compiling, one core's work, so two workers did the newest
+    # line's suite in 32 minutes where one process took 47 (2 cores).
     env = {"JAX_PLATFORMS": "cpu", "EQXPPO_KERNELS": kernels}
-    workers = ["-n", "2", "--dist", "loadfile"] if parallel else []
+    workers = ["-n", "2", "--dist", dist] if dist else []
     session.run("pytest", "--durations=15", *workers, *args, *session.posargs, env=env)
 
 
@@ -119,12 +122,12 @@ def tests(session: nox.Session, jax: str) -> None:
         # options), trained, populated, sharded and checkpointed on every landing; the
         # CPU kernels run the whole suite on the two lines either side.
         _pytest(session, "-m", "compat and not slow", kernels="plain")
-        _pytest(session, "tests/test_checkpoint.py", kernels="plain")
+        _pytest(session, "tests/test_checkpoint.py", kernels="plain", dist="load")
     if (session.python, jax) in ENV_LINES:
         # The optional frameworks' tests in a process of their own: once, after envpool,
         # brax and gymnasium had run, a later XLA compilation in the same process
         # crashed (a segfault inside backend_compile, jax 0.10.2); apart, both pass.
-        _pytest(session, ADAPTER_TESTS)
+        _pytest(session, ADAPTER_TESTS, dist="load")
 
 
 @nox.session
@@ -134,7 +137,7 @@ def all_lines(session: nox.Session, jax: str) -> None:
     _install(session, jax, "tests")
     if (session.python, jax) in ENV_LINES:
         _pytest(session, f"--ignore={ADAPTER_TESTS}")
-        _pytest(session, ADAPTER_TESTS)
+        _pytest(session, ADAPTER_TESTS, dist="load")
         return
     _pytest(session)
 
@@ -143,7 +146,7 @@ def all_lines(session: nox.Session, jax: str) -> None:
 def slow(session: nox.Session) -> None:
     """The learning runs (`@pytest.mark.slow`) on the newest Python 3.11 line."""
     _install(session, ENV_LINE[1], "tests")
-    _pytest(session, "-m", "slow", "-s", parallel=False)
+    _pytest(session, "-m", "slow", "-s", dist=None)
 
 
 # A newcomer's first check: the algorithm and its parts (GAE, loss, networks, optimizer,
