@@ -6,11 +6,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._atomic import temporary
+
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Rewrite `path` with `rows` (atomically: a crash leaves the previous file); the
     columns are all the rows' keys, first seen first (a row without one leaves it empty)."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary(path)
     with open(tmp, "w", newline="") as f:
         columns = list(dict.fromkeys(key for row in rows for key in row))
         writer = csv.DictWriter(f, fieldnames=columns, restval="")

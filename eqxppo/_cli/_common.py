@@ -156,12 +156,11 @@ def progress(total: int, initial: int = 0, *, unit: str = "step"):
 
 
 def written_folders(out: Path, logger: str) -> list[str]:
-    """The loggers' folders under `out` (`tensorboard/`, `wandb/`, `csv/`) that exist,
-    for a command's last line."""
+    """The loggers' folders under `out` that exist, for a command's last line (each
+    logger writes into the folder of its name: `tracking.make_loggers`)."""
     with user_input("--logger: "):
         names = parse_loggers(logger)
-    folders = {"csv": "csv", "tensorboard": "tensorboard", "wandb": "wandb"}
-    return [f"{folders[n]}/" for n in names if (out / folders[n]).is_dir()]
+    return [f"{name}/" for name in names if (out / name).is_dir()]
 
 
 def open_loggers(text: str, out: Path | None) -> list[AbstractLogger]:

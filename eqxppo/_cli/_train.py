@@ -32,6 +32,7 @@ from typing import Any
 import jax
 import jax.random as jr
 
+from .._atomic import write_text
 from .._lock import folder_lock
 from ..configspaces import get_default_nas_config, hpo_config_to_dict
 from ..envs import make_env
@@ -222,9 +223,7 @@ def _write_status(out: Path, rows: list[dict[str, Any]], status: str) -> None:
     diverged_at = next((r["step"] for r in rows if int(r.get("diverged", 0))), None)
     record = {"status": status, "step": rows[-1]["step"] if rows else 0,
               "diverged_in_chunk_ending_at_step": diverged_at}  # fmt: skip
-    tmp = out / ".status.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(out / "status.json")
+    write_text(out / "status.json", json.dumps(record, indent=2))
 
 
 def _finish(

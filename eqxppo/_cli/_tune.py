@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import write_text
 from .._extras import MissingExtraError
 from .._lock import folder_lock
 from ..autorl import StudyMismatch, Trial, incumbent, read_trials, tune
@@ -91,9 +92,7 @@ def write_incumbent(trials: list[Trial], path: Path) -> Trial | None:
         "trial": best.number, "config": best.config, "objective": best.objective,
         "budget": best.budget, "seeds": best.seeds, "of_trials": len(trials),
     }  # fmt: skip
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(path)
+    write_text(path, json.dumps(record, indent=2) + "\n")
     return best
 
 

@@ -43,6 +43,7 @@ import jax.random as jr
 import numpy as np
 from ConfigSpace import ConfigurationSpace
 
+from .._atomic import write_text
 from .._counts import Count, as_count
 from .._lock import folder_lock
 from .._settings import as_recorded, differences
@@ -149,9 +150,7 @@ def check_study(out: Path, settings: Mapping[str, Any]) -> None:
                 f"{str(out)!r} holds a study with other settings: {'; '.join(differ)}. Use "
                 "another folder for a new study."
             )
-    tmp = out / ".study.json.tmp"
-    tmp.write_text(json.dumps(as_recorded(settings), indent=2, sort_keys=True))
-    tmp.replace(saved)
+    write_text(saved, json.dumps(as_recorded(settings), indent=2, sort_keys=True))
 
 
 FAILED = ("failed", "diverged")

@@ -19,8 +19,8 @@ one population (one compiled program, the seeds side by side); member `seed` sta
 
 import ast
 import contextlib
+import datetime
 import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,7 @@ def _job_log(job: Job, message: str, *, start: bool = False) -> None:
     """A line of the job's `job.log` as `run_arlbench.py` writes it (`%(asctime)s
     %(message)s`, the file started afresh with the job)."""
     job.out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S") + f",{int(time.time() * 1000) % 1000:03d}"
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
     with open(job.out / "job.log", "w" if start else "a") as f:
         f.write(f"{stamp} {message}\n")
 

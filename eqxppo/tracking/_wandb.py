@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._atomic import write_text
 from .._extras import require
 from ._logger import AbstractLogger, AbstractRun, Scalars, plain_config
 
@@ -73,9 +74,7 @@ class WandbLogger(AbstractLogger):
         ids[key] = secrets.token_hex(6)  # W&B ids: lowercase letters and digits
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(json.dumps(ids, indent=2, sort_keys=True))
-            tmp.replace(path)
+            write_text(path, json.dumps(ids, indent=2, sort_keys=True))
         return ids[key]
 
     def start_run(
