@@ -318,3 +318,34 @@ def test_tune_trains_envpool_trials_one_by_one_and_they_learn(tmp_path):
     assert [t.status for t in trials] == ["complete", "complete"]
     # A random policy's CartPole return is about 20.
     assert all(t.objective is not None and t.objective > 60 for t in trials), trials
+
+
+def test_envpool_runs_with_one_seed_see_the_same_episodes_in_one_process():
+    # envpool seeds a pool once, when it is made: every environment made owns a fresh
+    # pool, so two runs with one seed train bit for bit alike in one process (they shared
+    # one pool, and so one episode stream, before), and an AutoRL episode after the first
+    # starts on pools made anew.
+    _require("envpool")
+    from eqxppo.autorl import AutoRLEnv
+
+    def run():
+        env = make_env("envpool", "CartPole-v1", n_envs=4, seed=3)
+        agent = PPO(HPO, env, nas_config=NAS)
+        state, result = agent.train(*agent.init(jr.key(0)), n_total_timesteps=512,
+                                    n_eval_steps=1, n_eval_episodes=4)  # fmt: skip
+        return state.runner_state.train_state.params, result.eval_rewards
+
+    first, second = run(), run()
+    assert_bitwise_equal(first, second)
+    made = make_env("envpool", "CartPole-v1", n_envs=4, seed=3)
+    assert made.pool is not make_env("envpool", "CartPole-v1", n_envs=4, seed=3).pool
+    assert made.with_n_envs(2).pool is not made.pool
+
+    env = AutoRLEnv({"env_framework": "envpool", "env_name": "CartPole-v1", "n_envs": 4,
+                     "n_total_timesteps": 512, "n_eval_episodes": 4, "seed": 3,
+                     "nas_config": NAS})  # fmt: skip
+    objectives = []
+    for _ in range(2):
+        env.reset()
+        objectives.append(env.step(HPO)[1]["reward_mean"])
+    assert objectives[0] == objectives[1]

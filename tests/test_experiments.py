@@ -522,3 +522,69 @@ def test_the_landscape_protocol_trains_every_configuration_under_every_seed(tree
                for t in tables]  # fmt: skip
     assert configs[0] == configs[1]  # one result per configuration and seed
     assert [r["seeds"] for r in tables[1]] == ["1"] * 4
+
+
+PBT = (
+    textwrap.dedent("""\
+    defaults:
+      - _self_
+      - /algorithm: ppo
+      - /environment: cc_cartpole
+      - search_space: ppo_cc
+      - override hydra/sweeper: HyperPBT
+    hydra:
+      sweeper:
+        budget: ${multiply:${autorl.n_total_timesteps},${pbt_population}}
+        budget_variable: autorl.n_total_timesteps
+        loading_variable: load
+        saving_variable: save
+        search_space: ${search_space}
+        sweeper_kwargs:
+          optimizer_kwargs:
+            population_size: ${pbt_population}
+            config_interval: ${divide:${autorl.n_total_timesteps},2}
+            seed: ${pbt_seed}
+          checkpoint_tf: true
+          load_tf: true
+          maximize: true
+          seeds: [0, 1]
+      sweep:
+        dir: results/pbt/${algorithm}_${autorl.env_name}/${pbt_seed}
+    pbt_seed: 5
+    pbt_population: 3
+    seed: 42
+    """)
+    + AUTORL
+)
+
+
+def test_hyperpbt_s_settings_become_one_pbt_study(tree):
+    (tree / "pbt.yaml").write_text(PBT)
+    study = plan(tree, config_name="pbt", multirun=True)
+    assert (study.optimizer, study.seed, study.seeds, study.n_trials) == ("pbt", 5, (0, 1), 6)
+    # Hypersweeper's budget (steps x members) over config_interval x members: 2 iterations.
+    assert study.pbt == {"population_size": 3, "config_interval": 512, "iterations": 2,
+                         "seed": 5}  # fmt: skip
+    assert plan(tree, config_name="pbt", multirun=True,
+                overrides=["hydra.sweeper.n_trials=3"]).pbt["iterations"] == 1  # fmt: skip
+    for override, match in [
+        ("hydra.sweeper.n_trials=4", "whole number of iterations"),
+        ("hydra.sweeper.sweeper_kwargs.load_tf=false", "load_tf"),
+        ("+hydra.sweeper.sweeper_kwargs.optimizer_kwargs.model=1", "model"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            plan(tree, config_name="pbt", multirun=True, overrides=[override])
+
+
+@pytest.mark.e2e
+def test_a_pbt_tree_runs_as_one_population_with_hypersweeper_s_files(tree, tmp_path, capsys):
+    (tree / "pbt.yaml").write_text(PBT)
+    assert main(["arlbench", str(tree), "--config-name=pbt", "-m"]) == 0
+    out = tmp_path / "results" / "pbt" / "ppo_CartPole-v1" / "5"
+    rows = _csv(out / "runhistory.csv")
+    assert len(rows) == 6 and {r["budget"] for r in rows} == {"512"}
+    assert {r["seeds"] for r in rows} == {"0 1"}
+    assert len(_csv(out / "pbt.csv")) == 6
+    assert "(pbt) on CartPole-v1: 3 members x 2 iterations of 512 steps" in capsys.readouterr().out
+    best = json.loads((out / "incumbent.json").read_text().splitlines()[-1])
+    assert best["score"] == max(float(r["performance"]) for r in rows)

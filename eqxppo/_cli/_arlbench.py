@@ -59,9 +59,14 @@ def _study(args: argparse.Namespace, study: Study) -> int:
     out = study.job.out
     loggers = open_loggers(args.logger, out)
     overrides = f" [{' '.join(study.job.overrides)}]" if study.job.overrides else ""
+    what = (
+        f"{study.n_trials} trials of up to {study.max_budget:,} steps"
+        if study.pbt is None
+        else f"{study.pbt['population_size']} members x {study.pbt['iterations']} iterations "
+        f"of {study.max_budget:,} steps"
+    )
     print(f"eqxppo: study {args.config_name!r}{overrides} ({study.optimizer}) on "
-          f"{study.job.autorl['env_name']}: {study.n_trials} trials of up to "
-          f"{study.max_budget:,} steps x {len(study.seeds)} seed(s) in {out}",
+          f"{study.job.autorl['env_name']}: {what} x {len(study.seeds)} seed(s) in {out}",
           flush=True)  # fmt: skip
     bar = progress(study.n_trials, unit="trial")
     try:

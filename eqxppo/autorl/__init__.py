@@ -1,7 +1,7 @@
 """The AutoRL loop on eqxppo: ARLBench's `AutoRLEnv` interface (one agent), the same
 environment for populations, ask-and-tell adapters for random search, Optuna and SMAC3,
-and `tune`, the batch HPO loop that logs and resumes. Optuna and SMAC are the
-`eqxppo[autorl]` extra."""
+`tune`, the batch HPO loop that logs and resumes, and `pbt`, Hypersweeper's PBT as one
+population. Optuna and SMAC are the `eqxppo[autorl]` extra."""
 
 from ._config import DEFAULT_AUTO_RL_CONFIG as DEFAULT_AUTO_RL_CONFIG
 from ._config import OBJECTIVES as OBJECTIVES
@@ -15,6 +15,7 @@ from ._optimizers import OptunaSearch as OptunaSearch
 from ._optimizers import RandomSearch as RandomSearch
 from ._optimizers import SMACSearch as SMACSearch
 from ._optimizers import make_optimizer as make_optimizer
+from ._pbt import pbt as pbt
 from ._population_env import AutoRLPopulationEnv as AutoRLPopulationEnv
 from ._spaces import to_gymnasium as to_gymnasium
 from ._spaces import to_optuna as to_optuna

@@ -89,23 +89,26 @@ class AutoRLEnv(gymnasium.Env):
         self._c_step = 0
         self._c_episode = 0
         self._checkpoints: list[str] = []
-        self._env, self._eval_env = _config.make_envs(self._config)
         self._config_space = PPO.get_hpo_config_space()
         self._hpo_config: dict[str, Any] = dict(PPO.get_default_hpo_config())
         self._nas_config = {**dict(PPO.get_default_nas_config()), **self._config["nas_config"]}
-        self._algorithm = PPO(
+        self._algorithm = self._make_algorithm()
+        self._algorithm_state: PPOState | None = None
+        self._train_result: PPOTrainingResult | None = None
+        self._observation_space = observation_space(self._config)
+
+    def _make_algorithm(self) -> PPO:
+        env, eval_env = _config.make_envs(self._config)
+        return PPO(
             self._hpo_config,
-            self._env,
-            eval_env=self._eval_env,
+            env,
+            eval_env=eval_env,
             nas_config=self._nas_config,
             cnn_policy=self._config["cnn_policy"],
             deterministic_eval=self._config["deterministic_eval"],
             track_metrics=_config.tracks_metrics(self._config),
             track_trajectories=_config.tracks_trajectories(self._config),
         )
-        self._algorithm_state: PPOState | None = None
-        self._train_result: PPOTrainingResult | None = None
-        self._observation_space = observation_space(self._config)
 
     # -- the episode ----------------------------------------------------------------------
 
@@ -119,6 +122,10 @@ class AutoRLEnv(gymnasium.Env):
         self._done = False
         self._c_step = 0
         self._c_episode += 1
+        if self._c_episode > 1 and self._algorithm.env.seeded_when_made:
+            # envpool: the first episode's pools continue their streams; every episode
+            # starts on pools made anew, as the first did (one compilation more).
+            self._algorithm = self._make_algorithm()
         self._algorithm_state = None
         return {}, {}
 

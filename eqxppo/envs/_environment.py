@@ -47,12 +47,16 @@ class AbstractEnvironment(eqx.Module):
     `vmappable`: whether the environment may run under `vmap` (a population); false for
     environments whose state lives outside JAX. `restorable`: whether `env_state` holds
     the whole environment, so a checkpoint resumes it exactly; where false, loading a
-    checkpoint resets fresh environments.
+    checkpoint resets fresh environments. `seeded_when_made`: whether the randomness is
+    fixed when the environment is made rather than drawn from `reset`'s key (envpool): a
+    run that starts on such an environment again continues its episode stream, so a
+    reproducible fresh run needs an environment made anew.
     """
 
     n_envs: eqx.AbstractVar[int]
     vmappable: ClassVar[bool] = True
     restorable: ClassVar[bool] = True
+    seeded_when_made: ClassVar[bool] = False
 
     def __check_init__(self):
         if self.n_envs < 1:

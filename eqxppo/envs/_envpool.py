@@ -5,6 +5,16 @@ state lives in C++: the pool cannot be `vmap`ped (populations refuse it), JAX ke
 not reach it (its randomness comes from `make_env`'s `seed`), and a checkpoint cannot
 hold it (loading resets fresh pools). Resets go through an ordered host callback.
 
+Each environment made owns its pool. envpool seeds a pool once, when it is made, and its
+XLA step is bound to that pool (the pool's address is compiled into the program), so two
+runs that shared a pool would see one episode stream between them. `make_envpool_env`
+therefore makes a fresh pool every time: two environments made with the same seed see
+the same episodes, in one process as in two. The pool is a static field, so the
+programs traced with it are keyed by it and hold it: it is freed once no environment,
+program or JAX trace cache refers to it (JAX keeps some cache keys, and with them the
+pools, until 4,096 newer ones push them out). The cost is one compilation per
+environment made.
+
 envpool resets an environment on the step *after* its episode ended: that step ignores
 the action, returns reward 0 and the new episode's first observation. The adapter
 reports the ending step as it is (`obs` and `final_obs` both the observation reached;
@@ -30,21 +40,29 @@ from ._environment import AbstractEnvironment, ActionSpec, EnvStep, action_spec_
 
 # envpool's configuration fields that `make_env` sets itself or that are internal.
 _RESERVED = ("num_envs", "batch_size", "seed", "base_path", "max_num_players", "env_seed")
-# Pools stay alive for the process: a compiled program holds the handle of each pool
-# it steps, so a pool must outlive every program traced with it.
-_POOLS: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
 
 
-def _pool(name: str, n_envs: int, seed: int, env_kwargs: tuple[tuple[str, Any], ...]):
-    key = (name, n_envs, seed, env_kwargs)
-    if key not in _POOLS:
+class _Pool:
+    """One envpool pool and its XLA step, owned by the environments holding it.
+
+    Compared and hashed by identity: a program traced with one pool is never reused
+    for another (each compiles its own pool's address).
+    """
+
+    __slots__ = ("pool", "handle", "step", "__weakref__")
+
+    def __init__(
+        self, name: str, n_envs: int, seed: int, env_kwargs: tuple[tuple[str, Any], ...]
+    ) -> None:
         envpool = require("envpool", "envpool")
-        pool = envpool.make(
+        self.pool = envpool.make(
             name, env_type="gymnasium", num_envs=n_envs, seed=seed, **dict(env_kwargs)
         )
-        handle, _, _, step = pool.xla()
-        _POOLS[key] = (pool, np.asarray(handle), step)
-    return _POOLS[key]
+        handle, _, _, self.step = self.pool.xla()
+        self.handle = np.asarray(handle)
+
+    def __repr__(self) -> str:
+        return f"<envpool pool {id(self):#x}>"
 
 
 class EnvpoolEnv(AbstractEnvironment):
@@ -55,13 +73,20 @@ class EnvpoolEnv(AbstractEnvironment):
     seed: int = eqx.field(static=True)
     image_obs: bool = eqx.field(static=True)
     env_kwargs: tuple[tuple[str, Any], ...] = eqx.field(static=True, default=())
+    pool: _Pool | None = eqx.field(static=True, default=None)  # made by `__post_init__`
 
     vmappable = False
     restorable = False
+    seeded_when_made = True
+
+    def __post_init__(self) -> None:
+        if self.pool is None:  # a fresh pool for every environment made
+            self.pool = _Pool(self.env_name, self.n_envs, self.seed, self.env_kwargs)
 
     @property
     def _parts(self) -> tuple[Any, Any, Any]:
-        return _pool(self.env_name, self.n_envs, self.seed, self.env_kwargs)
+        assert self.pool is not None
+        return self.pool.pool, self.pool.handle, self.pool.step
 
     @property
     def _raw_shape(self) -> tuple[int, ...]:
@@ -130,7 +155,7 @@ class EnvpoolEnv(AbstractEnvironment):
         return int(self._parts[0].spec.config.max_episode_steps) + 1
 
     def with_n_envs(self, n_envs: int) -> "EnvpoolEnv":
-        return dataclasses.replace(self, n_envs=n_envs)
+        return dataclasses.replace(self, n_envs=n_envs, pool=None)
 
     def make_env_args(self) -> dict[str, Any]:
         return {

@@ -15,11 +15,19 @@ from ..configspaces import SEARCH_SPACES, search_space_to_dict
 
 # Hypersweeper's sweepers, as ARLBench's trees name them (`override hydra/sweeper: ...`),
 # and the `eqxppo.autorl.tune` optimiser each maps onto.
-SWEEPERS = {"HyperRS": "random", "HyperSMAC": "smac"}
+SWEEPERS = {"HyperRS": "random", "HyperSMAC": "smac", "HyperPBT": "pbt"}
 # The fields those sweepers read (`hydra.sweeper.*`): registered under their names so a
 # tree composes without the Hypersweeper plugin installed.
-_SWEEPER_NODE: dict[str, Any] = {"n_trials": None, "budget_variable": None, "search_space": {},
-                                 "sweeper_kwargs": {}}  # fmt: skip
+_SWEEPER_NODE: dict[str, Any] = {
+    "n_trials": None,
+    "budget": None,
+    "budget_variable": None,
+    "loading_variable": None,
+    "saving_variable": None,
+    "resume": False,
+    "search_space": {},
+    "sweeper_kwargs": {},
+}
 
 
 def _divide(x: int | float, y: int | float) -> int | float:

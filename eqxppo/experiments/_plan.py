@@ -1,6 +1,7 @@
 """What a composed ARLBench tree asks eqxppo to run: jobs (a single run, or a multirun's
 combinations) or an HPO study (a tree whose `hydra/sweeper` is Hypersweeper's)."""
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +37,7 @@ class Job(NamedTuple):
 class Study(NamedTuple):
     """An HPO study: Hypersweeper's settings mapped onto `eqxppo.autorl.tune`."""
 
-    optimizer: str  # "random" or "smac"
+    optimizer: str  # "random", "smac" or "pbt"
     n_trials: int
     max_budget: int  # a trial's full budget (the tree's `autorl.n_total_timesteps`)
     min_budget: int | None  # SMAC's smallest (max_budget: black box); None elsewhere
@@ -46,6 +47,9 @@ class Study(NamedTuple):
     search_space: dict[str, Any]  # in ARLBench's YAML form
     maximize: bool
     job: Job  # the base: the tree's hyperparameters and environment
+    # PBT's: `eqxppo.autorl.pbt`'s keyword arguments (population_size, config_interval,
+    # iterations, quantiles, ...); None for the others.
+    pbt: dict[str, Any] | None = None
 
 
 def _as_dict(node: Any) -> Any:
@@ -81,6 +85,36 @@ def _job(cfg: Any, number: int, overrides: Sequence[str], out: Path) -> Job:
     return Job(number, tuple(overrides), config, autorl, out)
 
 
+def _checked_space(settings: dict[str, Any], job: Job) -> dict[str, Any]:
+    """The study's search space in the tree's form, checked as PPO's."""
+    space = settings.get("search_space") or job.config.get("search_space")
+    if not space:
+        raise ValueError("the study has no search space (hydra.sweeper.search_space).")
+    try:
+        parse_search_space(space, name="search_space", where="the tree's search_space")
+    except ValueError as error:
+        ppo = ", ".join(sorted(n for n in SEARCH_SPACES if n != "full"))
+        raise ValueError(
+            f"{error} If the tree's search space is another algorithm's, choose one of "
+            f"PPO's: add search_space=ppo_cc (built in: {ppo})."
+        ) from None
+    return space
+
+
+def _maximize(kwargs: dict[str, Any], job: Job) -> bool:
+    """Hypersweeper's `maximize`, checked against the tree's objectives."""
+    maximize = bool(kwargs.get("maximize", True))
+    upper = job.autorl["optimize_objectives"] == "upper"
+    if job.autorl["objectives"] != ["reward_mean"] or maximize != upper:
+        raise ValueError(
+            "eqxppo's studies maximise the return: objectives [reward_mean] with maximize "
+            "true and optimize_objectives upper, or maximize false and lower (the negated "
+            f"return); the tree has {job.autorl['objectives']}, maximize {maximize}, "
+            f"optimize_objectives {job.autorl['optimize_objectives']}."
+        )
+    return maximize
+
+
 def _study(cfg: Any, sweeper: str, overrides: Sequence[str], out: Path) -> Study:
     settings = _as_dict(cfg.hydra.sweeper)
     kwargs = settings.get("sweeper_kwargs") or {}
@@ -92,6 +126,8 @@ def _study(cfg: Any, sweeper: str, overrides: Sequence[str], out: Path) -> Study
         )
     job = _job(cfg, 0, overrides, out)
     optimizer = SWEEPERS[sweeper]
+    if optimizer == "pbt":
+        return _pbt_study(cfg, settings, job)
     intensifier = (kwargs.get("optimizer_kwargs") or {}).get("intensifier") or {}
     scenario = (kwargs.get("optimizer_kwargs") or {}).get("scenario") or {}
     full = job.autorl["n_total_timesteps"]
@@ -107,30 +143,12 @@ def _study(cfg: Any, sweeper: str, overrides: Sequence[str], out: Path) -> Study
             f"{sweeper} has no fidelities: drop hydra.sweeper.sweeper_kwargs.min_budget "
             "(HyperSMAC takes it)."
         )
-    space = settings.get("search_space") or job.config.get("search_space")
-    if not space:
-        raise ValueError("the study has no search space (hydra.sweeper.search_space).")
-    try:
-        parse_search_space(space, name="search_space", where="the tree's search_space")
-    except ValueError as error:
-        ppo = ", ".join(sorted(n for n in SEARCH_SPACES if n != "full"))
-        raise ValueError(
-            f"{error} If the tree's search space is another algorithm's, choose one of "
-            f"PPO's: add search_space=ppo_cc (built in: {ppo})."
-        ) from None
+    space = _checked_space(settings, job)
     seeds = kwargs.get("seeds") or [job.autorl["seed"]]
     seed = (
         scenario.get("seed", space.get("seed", 0)) if optimizer == "smac" else space.get("seed", 0)
     )
-    maximize = bool(kwargs.get("maximize", True))
-    upper = job.autorl["optimize_objectives"] == "upper"
-    if job.autorl["objectives"] != ["reward_mean"] or maximize != upper:
-        raise ValueError(
-            "eqxppo's studies maximise the return: objectives [reward_mean] with maximize "
-            "true and optimize_objectives upper, or maximize false and lower (the negated "
-            f"return); the tree has {job.autorl['objectives']}, maximize {maximize}, "
-            f"optimize_objectives {job.autorl['optimize_objectives']}."
-        )
+    maximize = _maximize(kwargs, job)
     return Study(
         optimizer=optimizer,
         n_trials=as_count("hydra.sweeper.n_trials", settings.get("n_trials") or 0, 1),
@@ -145,6 +163,58 @@ def _study(cfg: Any, sweeper: str, overrides: Sequence[str], out: Path) -> Study
     )
 
 
+# Hypersweeper's PBT settings (`sweeper_kwargs.optimizer_kwargs`) that `pbt` takes as they
+# are; `population_size` and `config_interval` are read apart.
+_PBT_KEYS = ("seed", "quantiles", "resample_probability", "perturbation_factors",
+             "categorical_prob", "categorical_fixed")  # fmt: skip
+
+
+def _pbt_study(cfg: Any, settings: dict[str, Any], job: Job) -> Study:
+    """HyperPBT's settings as one `eqxppo.autorl.pbt` study: each of its trials trains a
+    member `config_interval` more steps (with `budget_variable`; without it, the tree's
+    `autorl.n_total_timesteps`, as Hypersweeper's jobs would), and the study stops, as
+    Hypersweeper's loop does, after `n_trials` member-iterations or once the trials'
+    budgets sum to `budget`, whichever comes first."""
+    kwargs = settings.get("sweeper_kwargs") or {}
+    opt = dict(kwargs.get("optimizer_kwargs") or {})
+    unknown = sorted(set(opt) - {"population_size", "config_interval", "self_destruct", *_PBT_KEYS})
+    if unknown:
+        raise ValueError(f"HyperPBT's optimizer_kwargs {unknown}: eqxppo's PBT does not take them.")
+    if not kwargs.get("load_tf", False):
+        raise ValueError(
+            "HyperPBT without load_tf trains every member-iteration afresh; eqxppo's PBT "
+            "continues the members from their states: set "
+            "hydra.sweeper.sweeper_kwargs.load_tf=true."
+        )
+    size = as_count("optimizer_kwargs.population_size", opt.get("population_size"), 1)
+    interval = as_count("optimizer_kwargs.config_interval", opt.get("config_interval"), 1)
+    n_trials, total = settings.get("n_trials"), settings.get("budget")
+    if n_trials is None and total is None:
+        raise ValueError("HyperPBT needs hydra.sweeper.n_trials or hydra.sweeper.budget.")
+    counts = []
+    if n_trials is not None:
+        n_trials = as_count("hydra.sweeper.n_trials", n_trials, 1)
+        if n_trials % size:
+            raise ValueError(
+                f"hydra.sweeper.n_trials={n_trials} is not a whole number of iterations of "
+                f"{size} members; eqxppo's PBT trains whole populations."
+            )
+        counts.append(n_trials // size)
+    if total is not None:
+        counts.append(math.ceil(as_count("hydra.sweeper.budget", total, 1) / (interval * size)))
+    steps = interval if settings.get("budget_variable") else job.autorl["n_total_timesteps"]
+    space = _checked_space(settings, job)
+    seeds = kwargs.get("seeds") or [job.autorl["seed"]]
+    pbt = {"population_size": size, "config_interval": steps, "iterations": min(counts),
+           **{k: opt[k] for k in _PBT_KEYS if k in opt}}  # fmt: skip
+    return Study(
+        optimizer="pbt", n_trials=min(counts) * size, max_budget=steps, min_budget=None,
+        eta=3, seeds=tuple(as_count("seed", s) for s in seeds),
+        seed=as_count("seed", opt.get("seed", 42)), search_space=space,
+        maximize=_maximize(kwargs, job), job=job, pbt=pbt,
+    )  # fmt: skip
+
+
 def plan(
     config_dir: str | os.PathLike,
     *,
@@ -156,7 +226,7 @@ def plan(
     """What the tree asks for, as ARLBench's `run_arlbench.py` would run it.
 
     Without `multirun`: one job in `hydra.run.dir` (or `out`). With it: a tree whose
-    `hydra/sweeper` is `HyperRS` or `HyperSMAC` is an HPO study in `hydra.sweep.dir`
+    `hydra/sweeper` is `HyperRS`, `HyperSMAC` or `HyperPBT` is an HPO study in `hydra.sweep.dir`
     (with sweep overrides, one study per combination, each in its own `hydra.sweep.dir`,
     or `out/<its overrides>`); any other runs one job per combination of the sweep
     overrides, in

@@ -32,7 +32,7 @@ import numpy as np
 from .._csv import write_csv
 from .._lock import folder_lock
 from .._settings import as_recorded, differences
-from ..autorl import Trial, agent_options, incumbent, make_envs, read_trials, tune
+from ..autorl import Trial, agent_options, incumbent, make_envs, pbt, read_trials, tune
 from ..configspaces import HPO_KEYS, parse_search_space
 from ..ppo import PPO, Population, PPOTrainingResult, save
 from ..tracking import (
@@ -277,13 +277,17 @@ def _run_study(
         if on_batch is not None:
             on_batch(new)
 
-    trials = tune(
-        study.optimizer, space=space, env_config=env_config, n_trials=study.n_trials,
-        batch=batch, timesteps=study.max_budget, seeds=study.seeds, out=out, seed=study.seed,
-        on_batch=logged, base_config=base,
-        min_budget=study.min_budget if study.optimizer == "smac" else None,
-        eta=study.eta if study.optimizer == "smac" else 3,
-    )  # fmt: skip
+    if study.pbt is not None:
+        trials = pbt(space=space, env_config=env_config, seeds=study.seeds, out=out,
+                     base_config=base, on_batch=logged, **study.pbt)  # fmt: skip
+    else:
+        trials = tune(
+            study.optimizer, space=space, env_config=env_config, n_trials=study.n_trials,
+            batch=batch, timesteps=study.max_budget, seeds=study.seeds, out=out,
+            seed=study.seed, on_batch=logged, base_config=base,
+            min_budget=study.min_budget if study.optimizer == "smac" else None,
+            eta=study.eta if study.optimizer == "smac" else 3,
+        )  # fmt: skip
     # The study's record of its space, in the tree's own form (once `tune` has checked
     # that the folder's study is this one).
     (out / "search_space.yaml").write_text(yaml.safe_dump(study.search_space, sort_keys=False))
