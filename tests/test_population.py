@@ -195,6 +195,17 @@ def test_pbt_loop_compiles_only_in_the_first_round(env):
     assert len(set(pop.get_hparams(state)["learning_rate"].tolist())) >= 3
 
 
+def test_pbt_replaces_one_member_of_a_population_of_two(env):
+    # The worst quarter rounds up (at most half): two members are enough to exploit.
+    pop = PPO.population([SMALL, {**SMALL, "learning_rate": 1e-2}], env, seeds=(0,),
+                         nas_config=NAS)  # fmt: skip
+    state = pop.init(jr.key(0))
+    new = pop.exploit_and_explore(state, np.array([1.0, 0.0]), jr.key(0), fraction=0.25)
+    rates = pop.get_hparams(new)["learning_rate"]
+    assert rates[0] == pop.get_hparams(state)["learning_rate"][0]
+    assert rates[1] != pop.get_hparams(state)["learning_rate"][1]  # 1e-2 replaced by a copy
+
+
 _SHARDED = textwrap.dedent(
     """
     import jax, jax.random as jr, numpy as np

@@ -411,7 +411,9 @@ class Population:
 
         In each group the worst `fraction` of the members copy a member of the best
         `fraction` and perturb their continuous hyperparameters by `factors`. Weights
-        only move between members of the same static structure.
+        only move between members of the same static structure. The fraction rounds up,
+        at most half the group (as Ray Tune's PBT counts its quantile): a group of two
+        or more always replaces one member.
         """
         scores = np.asarray(scores, np.float32)
         if scores.shape != (self.n_members,):
@@ -421,7 +423,7 @@ class Population:
         new_groups = []
         for g, (group, runner_states) in enumerate(zip(self.groups, state.groups)):
             n = len(group.members)
-            k = min(int(fraction * n), n // 2)
+            k = min(math.ceil(fraction * n), n // 2)
             if k == 0:
                 new_groups.append(runner_states)
                 continue
