@@ -588,3 +588,67 @@ def test_a_pbt_tree_runs_as_one_population_with_hypersweeper_s_files(tree, tmp_p
     assert "(pbt) on CartPole-v1: 3 members x 2 iterations of 512 steps" in capsys.readouterr().out
     best = json.loads((out / "incumbent.json").read_text().splitlines()[-1])
     assert best["score"] == max(float(r["performance"]) for r in rows)
+
+
+CLUSTER = """\
+# @package _global_
+defaults:
+  - override /hydra/launcher: {launcher}
+hydra:
+  launcher:
+    timeout_min: 10
+    cpus_per_task: 1
+"""
+
+
+@pytest.mark.e2e
+def test_a_tree_s_submitit_launcher_trains_each_population_as_one_launched_job(tree, tmp_path):
+    # ARLBench's cluster configs set hydra/launcher; submitit's local executor runs each
+    # population (here the two seeds' jobs) as a job of its own process, and the jobs'
+    # files and results are those of the run in this process.
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    (tree / "cluster").mkdir()
+    (tree / "cluster" / "local.yaml").write_text(CLUSTER.format(launcher="submitit_local"))
+    sweep = ["-m", "seed=0,1", "environment.n_total_timesteps=512"]
+    args = ["arlbench", str(tree), "--out"]
+    assert main([*args, str(tmp_path / "launched"), "+cluster=local", *sweep]) == 0
+    assert main([*args, str(tmp_path / "here"), *sweep]) == 0
+    launched = tmp_path / "launched"
+    (unit,) = (launched / ".submitit").glob("[0-9]*")  # one launched job: one population
+    assert any(unit.glob("*_result.pkl"))
+    overrides = (launched / ".launched" / "0" / ".hydra" / "overrides.yaml").read_text()
+    assert "+eqxppo_unit=0" in overrides
+    for n in (0, 1):
+        log = (launched / str(n) / "job.log").read_text()
+        assert f"member {n} of a population of the 2 seeds" in log
+        mine, theirs = (float((folder / str(n) / "performance.csv").read_text())
+                        for folder in (launched, tmp_path / "here"))  # fmt: skip
+        assert mine == theirs
+
+
+def test_a_launcher_whose_plugin_is_missing_is_named_in_one_line(tree, capsys):
+    (tree / "cluster").mkdir()
+    (tree / "cluster" / "ray.yaml").write_text(CLUSTER.format(launcher="ray"))
+    assert main(["arlbench", str(tree), "+cluster=ray", "-m", "seed=0,1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "hydra/launcher 'ray'" in err and "pip install hydra-ray-launcher" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.e2e
+def test_launched_units_return_in_order_and_a_failed_one_raises_here(tree, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    import functools
+    import operator
+
+    from eqxppo.experiments import tree_launcher
+
+    (tree / "cluster").mkdir()
+    (tree / "cluster" / "local.yaml").write_text(CLUSTER.format(launcher="submitit_local"))
+    launcher = tree_launcher(tree, overrides=["+cluster=local"], out=tmp_path / "units")
+    assert launcher is not None and launcher.name == "submitit_local"
+    assert tree_launcher(tree) is None  # Hydra's basic launcher: this process
+    units = [functools.partial(operator.mul, n, 10) for n in range(3)]
+    assert launcher.map(units) == [0, 10, 20]
+    with pytest.raises(ZeroDivisionError):
+        launcher.map([functools.partial(operator.truediv, 1, 0)])

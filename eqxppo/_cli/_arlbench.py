@@ -1,17 +1,19 @@
 """`eqxppo arlbench`: run an ARLBench experiment tree (a Hydra config folder in
 ARLBench's layout) the way ARLBench's `run_arlbench.py` runs it, with the same override
 syntax: a single job, a multirun (`-m seed=0,1,2`), or an HPO study (a tree whose
-`hydra/sweeper` is Hypersweeper's `HyperRS` or `HyperSMAC`, with `-m`). See
-`eqxppo.experiments` for what each writes.
+`hydra/sweeper` is Hypersweeper's `HyperRS`, `HyperSMAC` or `HyperPBT`, with `-m`),
+through the tree's Hydra launcher where it names one. See `eqxppo.experiments` for what
+each writes.
 """
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
 from .._extras import MissingExtraError
-from ..autorl import StudyMismatch
-from ..experiments import Job, JobMismatch, Study, plan, run_jobs, run_study
+from ..autorl import StudyMismatch, Trial
+from ..experiments import Job, JobMismatch, Study, plan, run_jobs, run_study, tree_launcher
 from ._common import UserError, open_loggers, progress, user_input, write_csv, written_folders
 
 
@@ -23,16 +25,34 @@ def arlbench_command(args: argparse.Namespace) -> int:
                 args.config_dir, config_name=args.config_name, overrides=args.overrides,
                 multirun=args.multirun, out=args.out,
             )  # fmt: skip
+        launcher = (
+            tree_launcher(args.config_dir, config_name=args.config_name,
+                          overrides=args.overrides, out=args.out)
+            if args.multirun else None
+        )  # fmt: skip
     except MissingExtraError as error:
         raise UserError(str(error)) from None
+    if launcher is not None:
+        print(f"eqxppo: through the tree's hydra/launcher {launcher.name!r}", flush=True)
     if isinstance(planned, Study):
-        return _study(args, planned)
+        planned = [planned]
     if planned and isinstance(planned[0], Study):
         studies = [s for s in planned if isinstance(s, Study)]
-        print(f"eqxppo: {len(studies)} studies, one per value of the swept overrides",
-              flush=True)  # fmt: skip
-        codes = [_study(args, study) for study in studies]
-        return max(codes)
+        if len(studies) > 1:
+            print(f"eqxppo: {len(studies)} studies, one per value of the swept overrides",
+                  flush=True)  # fmt: skip
+        for study in studies:
+            _announce(args, study)
+        if launcher is None:
+            runs = [_run_study(args, study) for study in studies]
+        else:  # each study one job of the launcher
+            try:
+                runs = launcher.map(
+                    [functools.partial(run_study, study, batch=args.batch) for study in studies]
+                )
+            except (MissingExtraError, StudyMismatch) as error:
+                raise UserError(str(error)) from None
+        return max(_report(args, study, trials) for study, trials in zip(studies, runs))
     jobs = [j for j in planned if isinstance(j, Job)]
     folder = jobs[0].out if len(jobs) == 1 else jobs[0].out.parent
     loggers = open_loggers(args.logger, folder)
@@ -40,7 +60,7 @@ def arlbench_command(args: argparse.Namespace) -> int:
     print(f"eqxppo: running {what} of {args.config_name!r} from {args.config_dir} on "
           f"{jobs[0].autorl['env_name']} in {folder}", flush=True)  # fmt: skip
     try:
-        values = run_jobs(jobs, loggers=loggers)
+        values = run_jobs(jobs, loggers=loggers, launcher=launcher)
     except JobMismatch as error:
         raise UserError(str(error)) from None
     for job, value in zip(jobs, values):
@@ -55,9 +75,8 @@ def arlbench_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _study(args: argparse.Namespace, study: Study) -> int:
+def _announce(args: argparse.Namespace, study: Study) -> None:
     out = study.job.out
-    loggers = open_loggers(args.logger, out)
     overrides = f" [{' '.join(study.job.overrides)}]" if study.job.overrides else ""
     what = (
         f"{study.n_trials} trials of up to {study.max_budget:,} steps"
@@ -68,15 +87,23 @@ def _study(args: argparse.Namespace, study: Study) -> int:
     print(f"eqxppo: study {args.config_name!r}{overrides} ({study.optimizer}) on "
           f"{study.job.autorl['env_name']}: {what} x {len(study.seeds)} seed(s) in {out}",
           flush=True)  # fmt: skip
+
+
+def _run_study(args: argparse.Namespace, study: Study) -> list[Trial]:
+    loggers = open_loggers(args.logger, study.job.out)
     bar = progress(study.n_trials, unit="trial")
     try:
         tick = (lambda new: bar.update(len(new))) if bar is not None else None
-        trials = run_study(study, batch=args.batch, loggers=loggers, on_batch=tick)
+        return run_study(study, batch=args.batch, loggers=loggers, on_batch=tick)
     except (MissingExtraError, StudyMismatch) as error:
         raise UserError(str(error)) from None
     finally:
         if bar is not None:
             bar.close()
+
+
+def _report(args: argparse.Namespace, study: Study, trials: list[Trial]) -> int:
+    out = study.job.out
     lines = (out / "incumbent.json").read_text().splitlines()
     if not lines:
         print(f"no trial completed ({len(trials)} trials)")

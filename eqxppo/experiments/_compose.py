@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._extras import require
+from .._extras import MissingExtraError, require
 from ..configspaces import SEARCH_SPACES, search_space_to_dict
 
 
@@ -27,6 +27,15 @@ _SWEEPER_NODE: dict[str, Any] = {
     "resume": False,
     "search_space": {},
     "sweeper_kwargs": {},
+}
+
+
+# The launchers (`hydra/launcher`) Hydra's plugins provide, and the package of each.
+LAUNCHER_PLUGINS = {
+    "joblib": "hydra-joblib-launcher",
+    "submitit_local": "hydra-submitit-launcher",
+    "submitit_slurm": "hydra-submitit-launcher",
+    "ray": "hydra-ray-launcher",
 }
 
 
@@ -79,6 +88,13 @@ def compose_tree(config_dir: str | os.PathLike, config_name: str, overrides: Seq
                                          job_name="eqxppo"):  # fmt: skip
             return hydra.compose(config_name, overrides=list(overrides), return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as error:
+        for name, package in LAUNCHER_PLUGINS.items():
+            if f"hydra/launcher/{name}" in str(error):
+                extra = " (or pip install 'eqxppo[cluster]')" if "submitit" in package else ""
+                raise MissingExtraError(
+                    f"the tree's hydra/launcher {name!r} needs Hydra's plugin: pip install "
+                    f"{package}{extra}."
+                ) from None
         raise ValueError(
             f"Hydra could not compose {config_name!r} from {folder}: {error}"
         ) from None

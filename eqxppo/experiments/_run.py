@@ -20,6 +20,7 @@ one population (one compiled program, the seeds side by side); member `seed` sta
 import ast
 import contextlib
 import datetime
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ from ..tracking import (
     log_trials,
     member_result,
 )
+from ._launch import TreeLauncher
 from ._plan import Job, Study
 
 
@@ -159,56 +161,75 @@ def _same_but_seed(a: Job, b: Job) -> bool:
     return strip(a) == strip(b)
 
 
-def run_jobs(jobs: Sequence[Job], *, loggers: Sequence[AbstractLogger] = ()) -> list[float]:
+def run_jobs(
+    jobs: Sequence[Job],
+    *,
+    loggers: Sequence[AbstractLogger] = (),
+    launcher: TreeLauncher | None = None,
+) -> list[float]:
     """Run each job (or read back a finished one's objective); returns the objectives.
 
     Holds every job's folder for the whole call. Raises `JobMismatch` (before training
     anything) when a folder holds a finished job of another configuration, and
-    `eqxppo._lock.FolderInUse` when another process holds one.
+    `eqxppo._lock.FolderInUse` when another process holds one. With a `launcher` (the
+    tree's, from `tree_launcher`), each population of jobs (those differing only in
+    their seed) is one job of that launcher; `loggers` then stay unused (they do not
+    travel), every job still writing its own files.
     """
     with contextlib.ExitStack() as stack:
         for job in jobs:
             stack.enter_context(folder_lock(job.out, what="job"))
-        return _run_jobs(jobs, loggers)
-
-
-def _run_jobs(jobs: Sequence[Job], loggers: Sequence[AbstractLogger]) -> list[float]:
-    values: dict[int, float] = {}
-    todo = []
-    finished = [job for job in jobs if _finished(job)]  # every check before any training
-    for job in jobs:
-        if job in finished:
-            values[job.number] = _read_performance(job)
+        values: dict[int, float] = {}
+        todo = []
+        finished = [job for job in jobs if _finished(job)]  # every check before training
+        for job in jobs:
+            if job in finished:
+                values[job.number] = _read_performance(job)
+            else:
+                todo.append(job)
+        groups = []
+        while todo:
+            group = [job for job in todo if _same_but_seed(job, todo[0])]
+            todo = [job for job in todo if job not in group]
+            groups.append(group)
+        if launcher is None:
+            results = [_run_group(group, loggers) for group in groups]
         else:
-            todo.append(job)
-    while todo:
-        first = todo[0]
-        group = [job for job in todo if _same_but_seed(job, first)]
-        todo = [job for job in todo if job not in group]
-        env, eval_env = make_envs(first.autorl)
-        seeds = [job.autorl["seed"] for job in group]
-        if len(group) > 1 and env.vmappable and len(set(seeds)) == len(seeds):
-            for m, job in enumerate(group):
-                _start_job(job, f"member {m} of a population of the {len(group)} seeds")
-            pop = Population([first.config.get("hp_config") or {}], env, seeds, eval_env=eval_env,
-                             track_metrics=True, **agent_options(first.autorl))  # fmt: skip
-            state, result = pop.train(pop.init(jr.key(0)), **_budget(first))
-            result = jax.block_until_ready(result)
-            for m, job in enumerate(group):
-                values[job.number] = _finish_job(
-                    job, PPO.from_population(pop, m, state), pop.member(state, m),
-                    member_result(result, m), loggers,
-                )  # fmt: skip
-            continue
-        for job in group:
-            if job is not first:
-                env, eval_env = make_envs(job.autorl)
-            _start_job(job, "a single run")
-            agent = _agent(job, env, eval_env)
-            state = agent.init(jr.fold_in(jr.key(0), job.autorl["seed"]))
-            state, result = agent.train(*state, **_budget(job))
-            values[job.number] = _finish_job(job, agent, state, result, loggers)
-    return [values[job.number] for job in jobs]
+            results = launcher.map([functools.partial(_run_group, g, ()) for g in groups])
+        for group, result in zip(groups, results):
+            values.update(zip((job.number for job in group), result))
+        return [values[job.number] for job in jobs]
+
+
+def _run_group(group: Sequence[Job], loggers: Sequence[AbstractLogger]) -> list[float]:
+    """Train jobs that differ only in their seed: one population where the framework
+    runs under `vmap` and the seeds differ, else one run after another."""
+    values: dict[int, float] = {}
+    first = group[0]
+    env, eval_env = make_envs(first.autorl)
+    seeds = [job.autorl["seed"] for job in group]
+    if len(group) > 1 and env.vmappable and len(set(seeds)) == len(seeds):
+        for m, job in enumerate(group):
+            _start_job(job, f"member {m} of a population of the {len(group)} seeds")
+        pop = Population([first.config.get("hp_config") or {}], env, seeds, eval_env=eval_env,
+                         track_metrics=True, **agent_options(first.autorl))  # fmt: skip
+        state, result = pop.train(pop.init(jr.key(0)), **_budget(first))
+        result = jax.block_until_ready(result)
+        for m, job in enumerate(group):
+            values[job.number] = _finish_job(
+                job, PPO.from_population(pop, m, state), pop.member(state, m),
+                member_result(result, m), loggers,
+            )  # fmt: skip
+        return [values[job.number] for job in group]
+    for job in group:
+        if job is not first:
+            env, eval_env = make_envs(job.autorl)
+        _start_job(job, "a single run")
+        agent = _agent(job, env, eval_env)
+        state = agent.init(jr.fold_in(jr.key(0), job.autorl["seed"]))
+        state, result = agent.train(*state, **_budget(job))
+        values[job.number] = _finish_job(job, agent, state, result, loggers)
+    return [values[job.number] for job in group]
 
 
 def _hypersweeper_files(study: Study, trials: Sequence[Trial], out: Path) -> None:
