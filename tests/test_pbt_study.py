@@ -97,3 +97,13 @@ def test_a_pbt_study_regroups_its_members_logs_every_iteration_and_reads_back(tm
     assert pbt(**settings) == trials
     with pytest.raises(StudyMismatch, match="config_interval"):
         pbt(**{**settings, "config_interval": 512})
+    # Stopped after its first iteration (and a torn line appended, as a kill in the
+    # middle of the log's write leaves it), a study resumes from its checkpoint and ends
+    # with the uninterrupted study's table, bit for bit.
+    other = {**settings, "out": tmp_path / "resumed"}
+    assert len(pbt(**{**other, "iterations": 1})) == 3
+    with open(tmp_path / "resumed" / "trials.jsonl", "a") as log:
+        log.write('{"number": 3, "config": {"learn')
+    resumed = pbt(**other)
+    assert [t._replace(seconds=0) for t in resumed] == [t._replace(seconds=0) for t in trials]
+    assert (tmp_path / "resumed" / "pbt.csv").read_text() == "\n".join(lineage) + "\n"

@@ -29,14 +29,17 @@ Every member-iteration is a `Trial` (number `iteration * population_size + membe
 budget `config_interval`, `steps` the member's total), appended to `out/trials.jsonl`
 after each iteration; `out/pbt.csv` records each member's source. The folder is locked
 while the study runs and `study.json` holds its settings (a rerun with others raises
-`StudyMismatch`); a finished study is read back. A killed one starts again from its
-first iteration (the members' states are not checkpointed between iterations): the
-study is deterministic, so it ends with the table an uninterrupted run writes.
+`StudyMismatch`); a finished study is read back. After every iteration each member is
+checkpointed (`out/pbt_state/`: the members' exact states, then `state.json` with the
+configurations, objectives, the generator's state and the trials, written last): a
+killed study resumes from its last finished iteration and ends, bit for bit, with the
+table an uninterrupted run writes; no finished iteration trains twice.
 """
 
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -193,10 +196,47 @@ def pbt(
         done = read_trials(log) if log.exists() else []
         if len(done) >= size * iterations:
             return done[: size * iterations]
-        # Killed before the end: again from the start (module doc).
-        log.write_bytes(b"")
         return _run(space, config, env, eval_env, size, interval, iterations, seeds, out,
                     dict(base_config or {}), options, on_batch)  # fmt: skip
+
+
+# The members' states after the last finished iteration, and what the loop needs beside
+# them: `out/pbt_state/state.json` names the folder of member checkpoints it belongs to.
+_STATE = "pbt_state"
+
+
+def _save(
+    out: Path,
+    population: Population,
+    state: PopulationState,
+    loop: dict[str, Any],
+) -> None:
+    """Checkpoint every member, then point `state.json` at them (written last and
+    atomically: a kill leaves the previous iteration's checkpoint whole)."""
+    from ..ppo import PPO, save
+
+    folder = out / _STATE / f"iteration_{loop['iteration']}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for m in range(population.n_members):
+        save(folder / f"member_{m}.eqx", PPO.from_population(population, m, state),
+             population.member(state, m))  # fmt: skip
+    write_text(out / _STATE / "state.json", json.dumps({**loop, "folder": folder.name}))
+    for old in (out / _STATE).glob("iteration_*"):
+        if old.name != folder.name:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _restore(out: Path) -> tuple[dict[str, Any], list[PPORunnerState]] | None:
+    """The last checkpoint's loop state and member states, if any."""
+    from ..ppo import load
+
+    path = out / _STATE / "state.json"
+    if not path.exists():
+        return None
+    loop = json.loads(path.read_text())
+    folder = out / _STATE / loop["folder"]
+    n = len(list(folder.glob("member_*.eqx")))
+    return loop, [load(folder / f"member_{m}.eqx")[1].runner_state for m in range(n)]
 
 
 def _run(
@@ -213,21 +253,33 @@ def _run(
     options: dict[str, Any],
     on_batch: Callable[[list[Trial]], None] | None,
 ) -> list[Trial]:
-    rng = np.random.RandomState(options["seed"])
-    names = list(space.keys())
-    configs = [{n: _resample(space, n, rng) for n in names} for _ in range(size)]
     n_seeds = len(seeds)
     budget = {"n_total_timesteps": interval, "n_eval_steps": 1,
               "n_eval_episodes": config["n_eval_episodes"]}  # fmt: skip
     agent = {"eval_env": eval_env, "planned_timesteps": interval,
              **_config.agent_options(config)}  # fmt: skip
-    trials: list[Trial] = []
-    lineage: list[dict[str, Any]] = []
+    rng = np.random.RandomState(options["seed"])
+    restored = _restore(out)
     population: Population | None = None
     state: PopulationState | None = None
-    objectives: list[float | None] = []
+    if restored is None:
+        first, trials, lineage, objectives = 0, [], [], []
+        configs = [{n: _resample(space, n, rng) for n in space.keys()} for _ in range(size)]
+    else:  # resumed: where the last finished iteration left every member
+        loop, members = restored
+        first, configs, objectives = loop["iteration"] + 1, loop["configs"], loop["objectives"]
+        trials = [Trial(**t) for t in loop["trials"]]
+        lineage = loop["lineage"]
+        name, keys, pos, gauss, cached = loop["rng"]
+        rng.set_state((name, np.asarray(keys, np.uint32), pos, gauss, cached))
+        population = Population([{**base, **c} for c in configs for _ in seeds], env, (0,),
+                                **agent)  # fmt: skip
+        state = population.state_from_members(members)
+    # The log holds exactly the checkpointed trials (a kill may have come between the
+    # checkpoint and the log's append, or in the middle of an iteration).
+    write_text(out / "trials.jsonl", "".join(t.to_json() + "\n" for t in trials))
     with open(out / "trials.jsonl", "a") as log:
-        for it in range(iterations):
+        for it in range(first, iterations):
             start = time.perf_counter()
             if population is None or state is None:
                 src = list(range(size))
@@ -262,12 +314,18 @@ def _run(
                                  steps))  # fmt: skip
                 lineage.append({"iteration": it, "member": i, "loaded_from": src[i],
                                 "objective": "" if objective is None else objective})  # fmt: skip
+            trials += new
+            name, keys, pos, gauss, cached = rng.get_state()
+            _save(out, population, state, {
+                "iteration": it, "configs": configs, "objectives": objectives,
+                "trials": [t._asdict() for t in trials], "lineage": lineage,
+                "rng": [name, np.asarray(keys).tolist(), int(pos), int(gauss), float(cached)],
+            })  # fmt: skip
             for trial in new:
                 log.write(trial.to_json() + "\n")
             log.flush()
             os.fsync(log.fileno())
             write_csv(out / "pbt.csv", lineage)
-            trials += new
             if on_batch is not None:
                 on_batch(new)
     write_text(out / "pbt.json", json.dumps({"final_configs": configs}, indent=2))
