@@ -360,7 +360,10 @@ def _abs_sum(runner_state) -> float:
 # Each case: a NAS field, two values, and the environment's image flag. The populations
 # are built one after the other in one process, so the second finds the first's program
 # in `PROGRAMS` if its key cannot tell the values apart (activation could not: the key
-# kept the static partition's structure, not the function it holds).
+# kept the static partition's structure, not the function it holds). A shared program
+# shows as one cache entry for both, and as the second training like the first (same
+# shapes) or failing (other shapes). That a member trains as its single run is
+# `test_members_match_single_runs_in_member_order` and the reproducibility tests' work.
 STATIC_NAS_CASES = [
     ("activation", "tanh", "relu"),
     ("hidden_size", 16, 32),
@@ -370,24 +373,24 @@ STATIC_NAS_CASES = [
 
 
 @pytest.mark.parametrize(("field", "first", "second"), STATIC_NAS_CASES, ids=lambda x: str(x))
-def test_populations_differing_in_one_static_nas_value_train_as_their_single_runs(
-    field, first, second
-):
+def test_populations_differing_in_one_static_nas_value_never_share_a_program(field, first, second):
+    from eqxppo.ppo._programs import PROGRAMS
+
     name = "Breakout-MinAtar" if field == "cnn_policy" else "CartPole-v1"
-    sums = []
+    sums, compiled = [], []
+    PROGRAMS.clear()  # so that each value's own program is compiled here
     for value in (first, second):
+        before = set(PROGRAMS.keys())
         nas = {**NAS, field: value} if field != "cnn_policy" else NAS
         cnn = field == "cnn_policy" and bool(value)
         env = make_env("gymnax", name, n_envs=4, cnn_policy=cnn)
         pop = PPO.population([SMALL], env, seeds=(0,), nas_config=nas, cnn_policy=cnn)
         trained, result = pop.train(pop.init(jr.key(0)), **BUDGET)
-        agent = PPO(SMALL, env, nas_config=nas, cnn_policy=cnn)
-        single, single_result = agent.train(*agent.init(jr.fold_in(jr.key(0), 0)), **BUDGET)
-        member = pop.member(trained, 0).runner_state
-        assert _abs_sum(member) == pytest.approx(_abs_sum(single.runner_state), rel=1e-5)
-        np.testing.assert_allclose(result.eval_rewards[0], single_result.eval_rewards)
-        sums.append(_abs_sum(member))
-    assert sums[0] != pytest.approx(sums[1], rel=1e-5)  # the two values really train apart
+        assert np.isfinite(np.asarray(result.eval_rewards)).all()
+        sums.append(_abs_sum(pop.member(trained, 0).runner_state))
+        compiled.append(set(PROGRAMS.keys()) - before)
+    assert len(compiled[0]) == len(compiled[1]) == 1  # the second compiled its own program
+    assert sums[0] != pytest.approx(sums[1], rel=1e-5)  # and trained apart
 
 
 def test_the_runner_state_fields_are_each_learned_or_own():

@@ -123,12 +123,13 @@ def test_killed_at_random_moments_a_run_resumes_to_every_row(tmp_path):
     out, reference = tmp_path / "run", tmp_path / "reference"
     cache = ["--compilation-cache", str(tmp_path / "cache")]
     argv = [a for a in TRAIN if a != "--no-compilation-cache"] + cache
-    argv[argv.index("3072")], argv[argv.index("3")] = "40960", "20"
+    # Ten chunks, two kills (`benchmarks/faults.py` kills a longer run ten times).
+    argv[argv.index("3072")], argv[argv.index("3")] = "20480", "10"
     cmd = [sys.executable, "-m", "eqxppo"]
     subprocess.run([*cmd, *argv, "--out", str(reference)], check=True, capture_output=True)
     rng = np.random.default_rng(0)
     kills = 0
-    for _ in range(4):
+    for _ in range(3):
         args = ["train", "--resume", str(out), *cache] if (out / "checkpoint.eqx").exists() \
             else [*argv, "--out", str(out)]  # fmt: skip
         before = (out / "checkpoint.eqx").stat().st_mtime_ns if kills else None
@@ -147,7 +148,7 @@ def test_killed_at_random_moments_a_run_resumes_to_every_row(tmp_path):
         proc.kill()
         proc.wait()
         kills += 1
-    assert kills >= 3, "the run finished before it was killed three times"
+    assert kills >= 2, "the run finished before it was killed twice"
     assert main(["train", "--resume", str(out), *cache]) == 0
     rows, expected = _rows(out / "metrics.csv"), _rows(reference / "metrics.csv")
     header = rows[0]

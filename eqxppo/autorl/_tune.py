@@ -185,11 +185,12 @@ class _Batch:
     """Trains asked trials as populations, keeping their states for continuation.
 
     On a framework whose state lives outside JAX (envpool, gymnasium), which cannot be
-    vmapped, each member trains on its own, one after another, from a fresh start:
-    such environments are shared by every agent made with the same seed in a process
-    (envpool keeps one pool per name, size and seed), so a member's state is not kept
-    for a later, larger budget (another member has stepped its environments since), and
-    that trial trains again from the start.
+    vmapped, each member trains on its own, one after another, from a fresh start on
+    environments made for it (an envpool environment owns its pool, seeded when made,
+    so a configuration asked twice sees the same episodes). A member's state is not
+    kept for a later, larger budget (gymnasium's vector environments are shared by
+    name and size in a process, and another member has stepped them since): that
+    trial trains again from the start.
     """
 
     def __init__(

@@ -146,6 +146,11 @@ class ProgramCache:
         with self._lock:
             return len(self._programs)
 
+    def keys(self) -> list[Hashable]:
+        """The keys held, least recently used first."""
+        with self._lock:
+            return list(self._programs)
+
     def get(self, key: Hashable) -> Any | None:
         with self._lock:
             found = self._programs.get(key)
