@@ -35,7 +35,8 @@ class Job(NamedTuple):
 
 
 class Study(NamedTuple):
-    """An HPO study: Hypersweeper's settings mapped onto `eqxppo.autorl.tune`."""
+    """An HPO study: Hypersweeper's settings mapped onto `eqxppo.autorl.tune` (HyperRS,
+    HyperSMAC) or `eqxppo.autorl.pbt` (HyperPBT)."""
 
     optimizer: str  # "random", "smac" or "pbt"
     n_trials: int
@@ -127,7 +128,7 @@ def _study(cfg: Any, sweeper: str, overrides: Sequence[str], out: Path) -> Study
     job = _job(cfg, 0, overrides, out)
     optimizer = SWEEPERS[sweeper]
     if optimizer == "pbt":
-        return _pbt_study(cfg, settings, job)
+        return _pbt_study(settings, job)
     intensifier = (kwargs.get("optimizer_kwargs") or {}).get("intensifier") or {}
     scenario = (kwargs.get("optimizer_kwargs") or {}).get("scenario") or {}
     full = job.autorl["n_total_timesteps"]
@@ -169,7 +170,7 @@ _PBT_KEYS = ("seed", "quantiles", "resample_probability", "perturbation_factors"
              "categorical_prob", "categorical_fixed")  # fmt: skip
 
 
-def _pbt_study(cfg: Any, settings: dict[str, Any], job: Job) -> Study:
+def _pbt_study(settings: dict[str, Any], job: Job) -> Study:
     """HyperPBT's settings as one `eqxppo.autorl.pbt` study: each of its trials trains a
     member `config_interval` more steps (with `budget_variable`; without it, the tree's
     `autorl.n_total_timesteps`, as Hypersweeper's jobs would), and the study stops, as
