@@ -64,8 +64,7 @@ def test_a_loaded_member_takes_what_its_source_learned_and_keeps_its_own_environ
     hpo = {"n_steps": 8, "minibatch_size": 16, "update_epochs": 1}
     pop = Population([hpo, {**hpo, "learning_rate": 1e-3}], env, (0, 1),
                      nas_config={"hidden_size": 8})  # fmt: skip
-    state, _ = pop.train(pop.init(jr.key(0)), n_total_timesteps=32, n_eval_steps=1,
-                         n_eval_episodes=1)  # fmt: skip
+    state = pop.init(jr.key(0))  # every member's network, key and environments differ
     old = [pop.member(state, m).runner_state for m in range(4)]
     new = loaded(old, [1, 1], n_seeds=2)
     for j in range(2):  # configuration 0, seed j: configuration 1's learning, seed j's own
