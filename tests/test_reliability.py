@@ -308,8 +308,13 @@ def _bad_inputs(tmp_path):
             choices: [0, 64]
         """)
     )
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(bytes(range(256)))  # not text at all
     quick = ["--trials", "1", "--timesteps", "64", "--n-envs", "2", "--no-compilation-cache"]
     return {
+        "binary json config": ["train", "--config", str(binary)],
+        "garbage yaml space": ["tune", *quick, "--space", str(yaml), "--out",
+                               str(tmp_path / "t3")],
         "out under a file": ["train", "--out", str(a_file / "run")],
         "sweep out under a file": ["sweep", "--n-configs", "1", "--out", str(a_file / "s")],
         "tune out under a file": ["tune", "--trials", "1", "--out", str(a_file / "t")],
@@ -324,7 +329,8 @@ def _bad_inputs(tmp_path):
     }  # fmt: skip
 
 
-BAD = ["out under a file", "sweep out under a file", "tune out under a file",
+BAD = ["binary json config", "garbage yaml space",
+       "out under a file", "sweep out under a file", "tune out under a file",
        "garbage yaml config", "negative log bound", "choice of zero", "zero timesteps",
        "negative divergence limit", "resume nothing"]  # fmt: skip
 

@@ -118,7 +118,12 @@ def load_config_file(path: str) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
         raise UserError(f"--config: no such file {path!r}.")
-    text = file.read_text()
+    if file.suffix not in (".json", ".yaml", ".yml"):
+        raise UserError(f"--config {path!r}: expected a .json, .yaml or .yml file.")
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"--config {path!r} is unreadable: {error}.") from None
     if file.suffix in (".yaml", ".yml"):
         try:
             import yaml

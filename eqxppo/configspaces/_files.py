@@ -84,12 +84,17 @@ def _hyperparameter(name: str, spec: Any, where: str) -> Hyperparameter:
 def read_search_space(path: str | os.PathLike, seed: int | None = None) -> ConfigurationSpace:
     """The search space a YAML file in ARLBench's form describes (see the module's text).
 
-    `seed` overrides the file's `seed`. Raises `ValueError` naming an unknown
-    hyperparameter, type or option, and `FileNotFoundError` for a missing file.
+    `seed` overrides the file's `seed`. Raises `ValueError` for a file that is not YAML
+    and naming an unknown hyperparameter, type or option, and `FileNotFoundError` for a
+    missing file.
     """
     yaml = require("yaml", "cli", what="a search space file")
     path = Path(path)
-    data = yaml.safe_load(path.read_text())
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        message = " ".join(str(error).split())
+        raise ValueError(f"search space {str(path)!r} is not readable YAML: {message}") from None
     return parse_search_space(data, name=path.stem, seed=seed,
                               where=f"search space {str(path)!r}")  # fmt: skip
 
