@@ -64,32 +64,33 @@ def main() -> None:
     compile_s = arl["compile_plus_run_s"] - arl["run_s"]
     per_job = arl["compile_plus_run_s"]
     per_pbt_job = compile_s + arl["run_s"] / 10
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        start = time.perf_counter()
-        tune("random", space=space(), env_config=ENV, n_trials=32, batch=8, timesteps=t,
-             seeds=(0, 1, 2), out=root / "rs")  # fmt: skip
-        rows.append(("random search, 32 x 3 seeds", time.perf_counter() - start, 96 * per_job))
-        start = time.perf_counter()
-        pbt(space=space(), env_config=ENV, population_size=32, config_interval=t // 10,
-            iterations=10, seeds=(0, 1, 2), out=root / "pbt")  # fmt: skip
-        rows.append(("PBT, 32 x 3 seeds, 10 iterations", time.perf_counter() - start,
-                     96 * 10 * per_pbt_job))  # fmt: skip
-        start = time.perf_counter()
-        for seed in range(10):
-            tune("random", space=space(), env_config={**ENV, "seed": seed}, n_trials=16,
-                 batch=8, timesteps=t, seeds=(seed,), out=root / f"landscape_{seed}")  # fmt: skip
-        rows.append(("landscape, 16 x 10 seeds", time.perf_counter() - start, 160 * per_job))
     print(
         f"machine: {jax.device_count()} XLA:CPU devices, jax {jax.__version__}; "
         f"T = {t:,} steps; ARLBench's one run: {arl['compile_plus_run_s']:.1f} s "
         f"(compile {compile_s:.1f} s, run {arl['run_s']:.1f} s)"
     )
     print("| experiment | eqxppo (measured) | ARLBench (estimated) | ratio |")
-    print("| --- | --- | --- | --- |")
-    for name, ours, theirs in rows:
-        print(f"| {name} | {ours:.0f} s | {theirs:.0f} s | {theirs / ours:.1f}x |")
+    print("| --- | --- | --- | --- |", flush=True)
+
+    def row(name: str, start: float, theirs: float) -> None:
+        ours = time.perf_counter() - start
+        print(f"| {name} | {ours:.0f} s | {theirs:.0f} s | {theirs / ours:.1f}x |", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        start = time.perf_counter()
+        tune("random", space=space(), env_config=ENV, n_trials=32, batch=8, timesteps=t,
+             seeds=(0, 1, 2), out=root / "rs")  # fmt: skip
+        row("random search, 32 x 3 seeds", start, 96 * per_job)
+        start = time.perf_counter()
+        for seed in range(10):
+            tune("random", space=space(), env_config={**ENV, "seed": seed}, n_trials=16,
+                 batch=8, timesteps=t, seeds=(seed,), out=root / f"landscape_{seed}")  # fmt: skip
+        row("landscape, 16 x 10 seeds", start, 160 * per_job)
+        start = time.perf_counter()
+        pbt(space=space(), env_config=ENV, population_size=32, config_interval=t // 10,
+            iterations=10, seeds=(0, 1, 2), out=root / "pbt")  # fmt: skip
+        row("PBT, 32 x 3 seeds, 10 iterations", start, 96 * 10 * per_pbt_job)
     sys.stdout.flush()
 
 
