@@ -61,7 +61,7 @@ from .._csv import write_csv
 from .._lock import folder_lock
 from ..ppo import LEARNED_FIELDS, Population, PopulationState, PPORunnerState
 from . import _config
-from ._tune import FAILED, Trial, check_study, read_trials
+from ._tune import FAILED, Trial, check_study, read_trials, trial_status
 
 
 def _categorical(space: ConfigurationSpace, name: str) -> bool:
@@ -259,6 +259,16 @@ def _run(
     agent = {"eval_env": eval_env, "planned_timesteps": interval,
              **_config.agent_options(config)}  # fmt: skip
     rng = np.random.RandomState(options["seed"])
+
+    def continued(
+        configs: list[dict[str, Any]], members: list[PPORunnerState]
+    ) -> tuple[Population, PopulationState]:
+        """A population of one configuration per member (each for every seed), every
+        member continuing from its state in `members`."""
+        population = Population([{**base, **c} for c in configs for _ in seeds], env, (0,),
+                                **agent)  # fmt: skip
+        return population, population.state_from_members(members)
+
     restored = _restore(out)
     population: Population | None = None
     state: PopulationState | None = None
@@ -272,9 +282,7 @@ def _run(
         lineage = loop["lineage"]
         name, keys, pos, gauss, cached = loop["rng"]
         rng.set_state((name, np.asarray(keys, np.uint32), pos, gauss, cached))
-        population = Population([{**base, **c} for c in configs for _ in seeds], env, (0,),
-                                **agent)  # fmt: skip
-        state = population.state_from_members(members)
+        population, state = continued(configs, members)
     # The log holds exactly the checkpointed trials (a kill may have come between the
     # checkpoint and the log's append, or in the middle of an iteration).
     write_text(out / "trials.jsonl", "".join(t.to_json() + "\n" for t in trials))
@@ -291,10 +299,7 @@ def _run(
                     "resample_probability", "perturbation_factors", "categorical_prob",
                     "categorical_fixed")}) for c in configs]  # fmt: skip
                 old = [population.member(state, m).runner_state for m in range(size * n_seeds)]
-                members = loaded(old, src, n_seeds)
-                per_member = [{**base, **c} for c in configs for _ in seeds]
-                population = Population(per_member, env, (0,), **agent)
-                state = population.state_from_members(members)
+                population, state = continued(configs, loaded(old, src, n_seeds))
             state, result = population.train(state, **budget)
             rewards = np.asarray(jax.block_until_ready(result.eval_rewards))
             last = rewards[:, -1].mean(-1).reshape(size, n_seeds).mean(-1)
@@ -304,8 +309,7 @@ def _run(
             new, objectives = [], []
             for i in range(size):
                 value = float(last[i])
-                status = ("diverged" if diverged[i] else
-                          "failed" if not np.isfinite(value) else "complete")  # fmt: skip
+                status = trial_status(diverged[i], value)
                 objective = None if status in FAILED else value
                 objectives.append(objective)
                 steps = (it + 1) * interval

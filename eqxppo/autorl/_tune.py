@@ -156,6 +156,16 @@ def check_study(out: Path, settings: Mapping[str, Any]) -> None:
 FAILED = ("failed", "diverged")
 
 
+def trial_status(diverged: bool, value: float, *, pruned: bool = False) -> str:
+    """A trial's status (see `Trial`): a seed's divergence first, then a non-finite
+    return, then whether the optimiser pruned it."""
+    if diverged:
+        return "diverged"
+    if not math.isfinite(value):
+        return "failed"
+    return "pruned" if pruned else "complete"
+
+
 def incumbent(trials: Sequence[Trial]) -> Trial | None:
     """The best complete trial at the largest budget any complete trial reached."""
     complete = [t for t in trials if t.status == "complete" and t.objective is not None]
@@ -257,8 +267,7 @@ class _Batch:
             at = pruned_at[i]
             last = len(curves) - 1 if at is None else at
             value = float(curves[last][i])
-            status = ("diverged" if diverged[i].any() else "failed" if not np.isfinite(value)
-                      else "complete" if at is None else "pruned")  # fmt: skip
+            status = trial_status(bool(diverged[i].any()), value, pruned=at is not None)
             result = {
                 "value": None if status in FAILED else value, "status": status,
                 "seconds": seconds / len(asks),
