@@ -13,7 +13,14 @@ import pandas as pd
 import pytest
 from conftest import count_compiles
 
-from eqxppo.autorl import AutoRLEnv, AutoRLPopulationEnv, incumbent, read_trials, tune
+from eqxppo.autorl import (
+    AutoRLEnv,
+    AutoRLPopulationEnv,
+    StudyMismatch,
+    incumbent,
+    read_trials,
+    tune,
+)
 
 
 SMALL = {"n_steps": 16, "minibatch_size": 32, "update_epochs": 2}
@@ -182,6 +189,36 @@ def test_an_optimizer_run_tells_every_trial_and_its_best_was_evaluated(tmp_path,
     best = incumbent(trials)
     assert best is not None and best.config in [t.config for t in trials]
     assert read_trials(tmp_path / "trials.jsonl") == trials
+
+
+def _in_turn(units):
+    """A launcher's `map` in this process: each unit in turn."""
+    return [unit() for unit in units]
+
+
+@pytest.mark.e2e
+def test_populations_trained_as_units_tell_the_optimiser_what_it_hears_in_process(tmp_path):
+    # A population trained as a unit (a launcher's job) is heard once it has trained, in
+    # the order the optimiser hears a population of this process report by report; so
+    # its decisions (Optuna's pruning, from the second batch on) and the log agree.
+    pytest.importorskip("optuna", reason="needs the autorl extra: pip install 'eqxppo[autorl]'")
+    from ConfigSpace import ConfigurationSpace, Float
+
+    space = ConfigurationSpace(seed=0)
+    space.add([Float("learning_rate", (1e-6, 1e-2), log=True)])
+    settings = {**TUNE, "space": space, "timesteps": 1024, "n_trials": 8, "batch": 4,
+                "reports": 4}  # fmt: skip
+    here = tune("optuna", **settings, out=tmp_path / "here")
+    units = tune("optuna", **settings, out=tmp_path / "units", map_units=_in_turn)
+    assert any(t.status == "pruned" for t in here), [t.status for t in here]
+
+    def table(trials):
+        return [{**t._asdict(), "seconds": None} for t in trials]
+
+    assert table(units) == table(here)
+    # The round is part of the study: asking more before telling is another study.
+    with pytest.raises(StudyMismatch, match="parallel"):
+        tune("optuna", **settings, parallel=8, out=tmp_path / "here")
 
 
 @pytest.mark.e2e

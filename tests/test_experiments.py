@@ -626,6 +626,27 @@ def test_a_tree_s_submitit_launcher_trains_each_population_as_one_launched_job(t
         assert mine == theirs
 
 
+@pytest.mark.e2e
+def test_a_study_s_rounds_train_as_launched_jobs_with_this_process_s_results(tree, tmp_path):
+    # 4 trials x 2 seeds with max_parallelization 1: Hypersweeper's rounds of two
+    # configurations; with --batch 1 each round is two populations, two launched jobs.
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    (tree / "cluster").mkdir()
+    (tree / "cluster" / "local.yaml").write_text(CLUSTER.format(launcher="submitit_local"))
+    study = ["--config-name=random_search", "-m", "--batch", "1",
+             "environment.n_total_timesteps=512"]  # fmt: skip
+    args = ["arlbench", str(tree), "--out"]
+    assert main([*args, str(tmp_path / "launched"), "+cluster=local", *study]) == 0
+    assert main([*args, str(tmp_path / "here"), *study]) == 0
+    assert len(list((tmp_path / "launched" / ".submitit").glob("[0-9]*"))) == 4
+    launched, here = (
+        [(t["config"], t["objective"], t["status"], t["steps"]) for t in map(json.loads, (
+            folder / "trials.jsonl").read_text().splitlines())]
+        for folder in (tmp_path / "launched", tmp_path / "here")
+    )  # fmt: skip
+    assert len(launched) == 4 and launched == here
+
+
 def test_a_launcher_whose_plugin_is_missing_is_named_in_one_line(tree, capsys):
     (tree / "cluster").mkdir()
     (tree / "cluster" / "ray.yaml").write_text(CLUSTER.format(launcher="ray"))

@@ -5,7 +5,6 @@ import subprocess
 import sys
 import textwrap
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -21,6 +20,7 @@ from eqxppo.ppo import (
     PPORunnerState,
     exploit_and_explore,
 )
+from eqxppo.ppo._grouped import bucket_size
 
 
 # `compat` marks the tests of JAX APIs whose behaviour moves between releases (vmap,
@@ -195,6 +195,41 @@ def test_pbt_loop_compiles_only_in_the_first_round(env):
     assert len(set(pop.get_hparams(state)["learning_rate"].tolist())) >= 3
 
 
+@pytest.mark.parametrize(
+    ("members", "rows"),
+    [(1, 1), (2, 2), (3, 3), (4, 4), (5, 6), (6, 6), (7, 8), (9, 12), (13, 16), (17, 24), (25, 32)],
+)
+def test_bucket_sizes_are_powers_of_two_and_three_times_them(members, rows):
+    assert bucket_size(members) == rows
+
+
+@pytest.mark.compat
+def test_bucketed_rows_train_members_as_unbucketed_and_reuse_the_program_of_a_size(env):
+    configs = [{**SMALL, "learning_rate": lr} for lr in (1e-3, 3e-3, 1e-2, 3e-4, 2e-3, 5e-3)]
+    plain = PPO.population(configs[:5], env, nas_config=NAS)
+    bucketed = PPO.population(configs[:5], env, nas_config=NAS, bucket_rows=True)
+    assert [g.n_padded for g in plain.groups] == [5]
+    assert [g.n_padded for g in bucketed.groups] == [6]
+    key = jr.key(0)
+    plain_state, plain_result = plain.train(plain.init(key), **BUDGET)
+    bucketed_state, bucketed_result = bucketed.train(bucketed.init(key), **BUDGET)
+    assert bucketed_result.eval_rewards.shape == (5, 2, 3)
+    np.testing.assert_allclose(bucketed_result.eval_rewards, plain_result.eval_rewards)
+    for m in (0, 4):
+        np.testing.assert_allclose(
+            _first_weight(bucketed.member(bucketed_state, m).runner_state),
+            _first_weight(plain.member(plain_state, m).runner_state),
+            rtol=1e-5,
+            atol=1e-7,
+        )
+    # A population of six is the same bucket: its train program is the one compiled
+    # for five (what lets PBT's iterations regroup members without compiling again).
+    six = PPO.population(configs, env, nas_config=NAS, bucket_rows=True)
+    with count_compiles() as compiles:
+        six.train(six.init(key), **BUDGET)
+    assert not any("train" in name for name in compiles.names), compiles.names
+
+
 def test_pbt_replaces_one_member_of_a_population_of_two(env):
     # The worst quarter rounds up (at most half): two members are enough to exploit.
     pop = PPO.population([SMALL, {**SMALL, "learning_rate": 1e-2}], env, seeds=(0,),
@@ -352,18 +387,12 @@ def test_normalisation_switches_are_traced_and_split_no_group(env):
     np.testing.assert_array_equal(counts > 0, [True, False, True, False])
 
 
-def _abs_sum(runner_state) -> float:
-    leaves = jax.tree.leaves(eqx.filter(runner_state.train_state.network, eqx.is_inexact_array))
-    return float(sum(np.abs(np.asarray(x, np.float64)).sum() for x in leaves))
-
-
-# Each case: a NAS field, two values, and the environment's image flag. The populations
-# are built one after the other in one process, so the second finds the first's program
-# in `PROGRAMS` if its key cannot tell the values apart (activation could not: the key
-# kept the static partition's structure, not the function it holds). A shared program
-# shows as one cache entry for both, and as the second training like the first (same
-# shapes) or failing (other shapes). That a member trains as its single run is
-# `test_members_match_single_runs_in_member_order` and the reproducibility tests' work.
+# Each case: a NAS field, two values, and the environment's image flag. A population
+# finds another's program in `PROGRAMS` when its key cannot tell the values apart
+# (activation could not once: the key kept the static partition's structure, not the
+# function it holds), and then trains like it (same shapes) or fails (other shapes).
+# That a member trains as its single run is `test_members_match_single_runs_in_member_order`
+# and the reproducibility tests' work.
 STATIC_NAS_CASES = [
     ("activation", "tanh", "relu"),
     ("hidden_size", 16, 32),
@@ -374,23 +403,20 @@ STATIC_NAS_CASES = [
 
 @pytest.mark.parametrize(("field", "first", "second"), STATIC_NAS_CASES, ids=lambda x: str(x))
 def test_populations_differing_in_one_static_nas_value_never_share_a_program(field, first, second):
-    from eqxppo.ppo._programs import PROGRAMS
-
+    # `PROGRAMS` holds a population's train programs by `_program_keys`: two keys that
+    # differ are two entries. (Training each would show the same, at a compilation each.)
     name = "Breakout-MinAtar" if field == "cnn_policy" else "CartPole-v1"
-    sums, compiled = [], []
-    PROGRAMS.clear()  # so that each value's own program is compiled here
+    keys = []
     for value in (first, second):
-        before = set(PROGRAMS.keys())
         nas = {**NAS, field: value} if field != "cnn_policy" else NAS
         cnn = field == "cnn_policy" and bool(value)
         env = make_env("gymnax", name, n_envs=4, cnn_policy=cnn)
         pop = PPO.population([SMALL], env, seeds=(0,), nas_config=nas, cnn_policy=cnn)
-        trained, result = pop.train(pop.init(jr.key(0)), **BUDGET)
-        assert np.isfinite(np.asarray(result.eval_rewards)).all()
-        sums.append(_abs_sum(pop.member(trained, 0).runner_state))
-        compiled.append(set(PROGRAMS.keys()) - before)
-    assert len(compiled[0]) == len(compiled[1]) == 1  # the second compiled its own program
-    assert sums[0] != pytest.approx(sums[1], rel=1e-5)  # and trained apart
+        options = pop.spec.train_options(**BUDGET)
+        (key,) = pop._program_keys(pop.init(jr.key(0)), options)[0]  # one group
+        hash(key)  # a dict key
+        keys.append(key)
+    assert keys[0] != keys[1]
 
 
 def test_the_runner_state_fields_are_each_learned_or_own():

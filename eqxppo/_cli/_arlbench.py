@@ -13,7 +13,16 @@ from pathlib import Path
 
 from .._extras import MissingExtraError
 from ..autorl import StudyMismatch, Trial
-from ..experiments import Job, JobMismatch, Study, plan, run_jobs, run_study, tree_launcher
+from ..experiments import (
+    Job,
+    JobMismatch,
+    Study,
+    TreeLauncher,
+    plan,
+    run_jobs,
+    run_study,
+    tree_launcher,
+)
 from ._common import UserError, open_loggers, progress, user_input, write_csv, written_folders
 
 
@@ -43,8 +52,9 @@ def arlbench_command(args: argparse.Namespace) -> int:
                   flush=True)  # fmt: skip
         for study in studies:
             _announce(args, study)
-        if launcher is None:
-            runs = [_run_study(args, study) for study in studies]
+        if launcher is None or len(studies) == 1:
+            # One study: its rounds' populations are the launcher's jobs.
+            runs = [_run_study(args, study, launcher) for study in studies]
         else:  # each study one job of the launcher
             try:
                 runs = launcher.map(
@@ -89,12 +99,15 @@ def _announce(args: argparse.Namespace, study: Study) -> None:
           flush=True)  # fmt: skip
 
 
-def _run_study(args: argparse.Namespace, study: Study) -> list[Trial]:
+def _run_study(
+    args: argparse.Namespace, study: Study, launcher: TreeLauncher | None = None
+) -> list[Trial]:
     loggers = open_loggers(args.logger, study.job.out)
     bar = progress(study.n_trials, unit="trial")
     try:
         tick = (lambda new: bar.update(len(new))) if bar is not None else None
-        return run_study(study, batch=args.batch, loggers=loggers, on_batch=tick)
+        return run_study(study, batch=args.batch, loggers=loggers, on_batch=tick,
+                         launcher=launcher)  # fmt: skip
     except (MissingExtraError, StudyMismatch) as error:
         raise UserError(str(error)) from None
     finally:

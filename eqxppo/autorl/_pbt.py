@@ -2,7 +2,8 @@
 
 `pbt` keeps `population_size` configurations (each trained with every seed of `seeds`)
 and trains them in iterations of `config_interval` environment steps, one `Population`
-per iteration (one compiled program per static group, each compiled once per process).
+per iteration (one compiled program per static group and group size; groups are padded
+to a few bucket sizes, so later iterations reuse what earlier ones compiled).
 After every iteration, as Hypersweeper's PBT decides it:
 
 - the members whose cost (minus the objective) lies above its `quantiles[1]` quantile
@@ -256,7 +257,10 @@ def _run(
     n_seeds = len(seeds)
     budget = {"n_total_timesteps": interval, "n_eval_steps": 1,
               "n_eval_episodes": config["n_eval_episodes"]}  # fmt: skip
-    agent = {"eval_env": eval_env, "planned_timesteps": interval,
+    # Members move between static groups as they perturb: with bucketed rows each
+    # iteration's groups take one of a few sizes, whose programs the next iterations
+    # reuse (one compilation per group and size seen, not per iteration).
+    agent = {"eval_env": eval_env, "planned_timesteps": interval, "bucket_rows": True,
              **_config.agent_options(config)}  # fmt: skip
     rng = np.random.RandomState(options["seed"])
 

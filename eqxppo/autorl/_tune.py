@@ -1,6 +1,8 @@
-"""The HPO loop: ask a batch, train it as one population, tell every result, log it.
+"""The HPO loop: ask a round, train it as populations, tell every result, log it.
 
-Each trial trains its configuration with every seed of `seeds` for its budget; its
+A round is `parallel` trials (by default one batch) asked before any is told, trained
+as populations of `batch` trials, in this process or as the jobs of a launcher
+(`map_units`). Each trial trains its configuration with every seed of `seeds` for its budget; its
 objective is the mean over seeds of the last evaluation's mean return (higher is
 better). A batch is one `Population` per distinct remaining budget, so its static groups
 compile side by side, and each structure compiles once per process. A trial in which any
@@ -9,10 +11,10 @@ the loop goes on. On envpool or gymnasium (no `vmap`), the members train one aft
 another, each from the start (see `_Batch`).
 
 Every finished trial is appended to `out/trials.jsonl` (flushed and synced) before the
-next batch starts, so an interrupted run loses at most the batch in flight.
+next round starts, so an interrupted run loses at most the round in flight.
 
 A study resumes as the same study. `tune` on the same folder runs the optimiser again
-from its seed, batch by batch, and answers every asked trial that the log already holds
+from its seed, round by round, and answers every asked trial that the log already holds
 (the same configuration at the same budget) with the logged result, its intermediate
 reports included, instead of training it: the optimisers are deterministic given
 their seed and what they are told, so they ask what the uninterrupted study asked, and
@@ -30,6 +32,7 @@ this process (after a resume they restart).
 """
 
 import collections
+import functools
 import json
 import math
 import os
@@ -216,52 +219,106 @@ class _Batch:
         self.states: dict[str, _Kept] = {}
 
     def run(self, asks: Sequence[Ask], report: Callable[[Ask, float, int], bool]) -> list[dict]:
-        by_remaining: dict[int, list[int]] = {}
-        for a, ask in enumerate(asks):
-            done = self._kept(ask).steps
-            by_remaining.setdefault(max(ask.budget - done, 0), []).append(a)
+        """Train `asks` in this process, the optimiser hearing each report as it comes
+        (a population stops once all its trials are pruned)."""
         out: list[dict] = [{} for _ in asks]
-        for remaining, members in by_remaining.items():
+        for remaining, members in self._by_remaining(asks).items():
             todo = [asks[a] for a in members]
-            results = self._train(todo, remaining, report) if remaining else [
-                self._kept(ask).result for ask in todo]  # fmt: skip
+            if remaining == 0:
+                results = [self._kept(ask).result for ask in todo]
+            else:
+                start = time.perf_counter()
+                # Before any is kept anew: a configuration asked twice in a batch starts
+                # twice from the same place.
+                dones = [self._kept(ask).steps for ask in todo]
+                heard = _Heard(todo, self.reports, report)
+                trained = self._fit(todo, remaining, heard.hear)
+                seconds = time.perf_counter() - start
+                results = self._results(todo, remaining, dones, heard, trained, seconds)
             for a, result in zip(members, results):
                 out[a] = result
         return out
 
+    def run_round(
+        self,
+        batches: Sequence[Sequence[Ask]],
+        report: Callable[[Ask, float, int], bool],
+        map_units: Callable[[list[Callable[[], Any]]], list[Any]],
+    ) -> list[list[dict]]:
+        """Train a round of batches as units of `map_units` (a launcher's jobs, each its
+        own process), every unit from the states kept before the round, then let the
+        optimiser hear every report, in the order `run` would have told them. The
+        trials' results are `run`'s, but a population whose trials are all pruned trains
+        on to its budget (it cannot hear the optimiser)."""
+        jobs = []  # (batch, its asks' indices, remaining steps, done steps)
+        out: list[list[dict]] = [[{} for _ in asks] for asks in batches]
+        for b, asks in enumerate(batches):
+            for remaining, members in self._by_remaining(asks).items():
+                if remaining == 0:
+                    for a in members:
+                        out[b][a] = self._kept(asks[a]).result
+                else:
+                    dones = [self._kept(asks[a]).steps for a in members]
+                    jobs.append((b, members, remaining, dones))
+        units = [
+            functools.partial(
+                _fit_unit, self.config, self.seeds, self.reports, self.base,
+                [batches[b][a]._replace(handle=None) for a in members], remaining,
+                [self._kept(batches[b][a]).members for a in members],
+            )
+            for b, members, remaining, _ in jobs
+        ]  # fmt: skip
+        outcomes = map_units(units)
+        for (b, members, remaining, dones), (curves, trained, seconds) in zip(jobs, outcomes):
+            todo = [batches[b][a] for a in members]
+            heard = _Heard(todo, self.reports, report)
+            for returns in curves:
+                if not heard.hear(returns):
+                    break
+            for a, result in zip(members, self._results(todo, remaining, dones, heard,
+                                                         trained, seconds)):  # fmt: skip
+                out[b][a] = result
+        return out
+
+    def _by_remaining(self, asks: Sequence[Ask]) -> dict[int, list[int]]:
+        """The asks' indices by the steps each has left to train (kept states count)."""
+        by_remaining: dict[int, list[int]] = {}
+        for a, ask in enumerate(asks):
+            by_remaining.setdefault(max(ask.budget - self._kept(ask).steps, 0), []).append(a)
+        return by_remaining
+
     def _kept(self, ask: Ask) -> "_Kept":
         return self.states.get(_key(ask.config), _NOTHING_KEPT)
 
-    def _train(self, asks: Sequence[Ask], steps: int, report: Callable) -> list[dict]:
+    def _fit(
+        self, asks: Sequence[Ask], steps: int, on_report: Callable[[np.ndarray], bool]
+    ) -> list[PPORunnerState]:
         """Train `asks` for `steps` more steps each, in `self.reports` chunks; after each
-        chunk the optimiser hears every unpruned trial's value (and may prune it). The
-        population stops early once every trial is pruned."""
-        start = time.perf_counter()
-        n_seeds = len(self.seeds)
-        # Before any is kept anew: a configuration asked twice in a batch starts twice
-        # from the same place.
-        dones = [self._kept(ask).steps for ask in asks]
+        chunk `on_report` hears every member's last mean return and says whether to go
+        on. Returns the members' states."""
         chunk = math.ceil(steps / self.reports)
         episodes = self.config["n_eval_episodes"]
         budget = {"n_total_timesteps": chunk, "n_eval_steps": 1, "n_eval_episodes": episodes}
-        curves: list[np.ndarray] = []  # per report: each ask's mean over seeds
-        pruned_at: list[int | None] = [None] * len(asks)
-
-        def on_report(returns: np.ndarray) -> bool:
-            """One report's mean returns (members,); whether any trial goes on."""
-            r = len(curves)
-            curves.append(returns.reshape(len(asks), n_seeds).mean(-1))
-            for i, ask in enumerate(asks):
-                if pruned_at[i] is None and r < self.reports - 1:
-                    if report(ask, float(curves[r][i]), r):
-                        pruned_at[i] = r
-            return any(p is None for p in pruned_at)
-
         train = self._population if self.env.vmappable else self._one_by_one
-        members = train(asks, steps, budget, on_report)
+        return train(asks, steps, budget, on_report)
+
+    def _results(
+        self,
+        asks: Sequence[Ask],
+        steps: int,
+        dones: Sequence[int],
+        heard: "_Heard",
+        members: list[PPORunnerState],
+        seconds: float,
+    ) -> list[dict]:
+        """Each ask's result from what the optimiser heard (`seconds`: the population's
+        training time, shared among them); the members are kept (for a later, larger
+        budget)."""
+        n_seeds = len(self.seeds)
+        chunk = math.ceil(steps / self.reports)
+        curves, pruned_at = heard.curves, heard.pruned_at
         trained = min(chunk * len(curves), steps)
         diverged = np.reshape([bool(m.diverged) for m in members], (len(asks), n_seeds))
-        seconds = time.perf_counter() - start
         results = []
         for i, (ask, done) in enumerate(zip(asks, dones)):
             at = pruned_at[i]
@@ -342,6 +399,61 @@ class _Batch:
         return members
 
 
+class _Heard:
+    """What the optimiser heard of a population's trials: each report's mean return per
+    trial (over its seeds), and the report each was pruned at. Reports are heard report
+    by report, trial by trial in ask order, until every trial is pruned; never the
+    last (a trial's last report is its result)."""
+
+    def __init__(
+        self, asks: Sequence[Ask], reports: int, report: Callable[[Ask, float, int], bool]
+    ) -> None:
+        self.asks, self.reports, self.report = asks, reports, report
+        self.curves: list[np.ndarray] = []
+        self.pruned_at: list[int | None] = [None] * len(asks)
+
+    def hear(self, returns: np.ndarray) -> bool:
+        """One report's mean returns (members, or trials); whether any trial goes on."""
+        r = len(self.curves)
+        self.curves.append(np.asarray(returns).reshape(len(self.asks), -1).mean(-1))
+        for i, ask in enumerate(self.asks):
+            if self.pruned_at[i] is None and r < self.reports - 1:
+                if self.report(ask, float(self.curves[r][i]), r):
+                    self.pruned_at[i] = r
+        return any(p is None for p in self.pruned_at)
+
+
+def _fit_unit(
+    config: Mapping[str, Any],
+    seeds: Sequence[int],
+    reports: int,
+    base: Mapping[str, Any],
+    asks: Sequence[Ask],
+    steps: int,
+    kept: Sequence[list[PPORunnerState] | None],
+) -> tuple[list[np.ndarray], list[PPORunnerState], float]:
+    """One population of a round, as a launched job trains it (in its own process):
+    `asks` for `steps` more steps, continuing the `kept` members (per ask, or None);
+    every report's returns per member, the members' states and the seconds it took.
+    Asks travel without their optimiser handles (Optuna's trials hold the study)."""
+    start = time.perf_counter()
+    trainer = _Batch(config, seeds, reports, base)
+    trainer.states = {_key(a.config): _Kept(m, 0, {}) for a, m in zip(asks, kept) if m}
+    curves: list[np.ndarray] = []
+
+    def on_report(returns: np.ndarray) -> bool:
+        curves.append(np.asarray(returns))
+        return True
+
+    members = trainer._fit(asks, steps, on_report)
+    return curves, members, time.perf_counter() - start
+
+
+def _in_turn(units: Sequence[Callable[[], Any]]) -> list[Any]:
+    """A round's units one after another in this process."""
+    return [unit() for unit in units]
+
+
 def tune(
     optimizer: str,
     *,
@@ -358,6 +470,8 @@ def tune(
     base_config: Mapping[str, Any] | None = None,
     min_budget: Count | None = None,
     eta: int = 3,
+    parallel: int | None = None,
+    map_units: Callable[[list[Callable[[], Any]]], list[Any]] | None = None,
 ) -> list[Trial]:
     """Run (or resume) an HPO loop; returns every trial, the earlier ones included.
 
@@ -378,6 +492,15 @@ def tune(
       incumbent's); the asked ones replace them, the rest keep ARLBench's defaults.
     - `min_budget`, `eta`: SMAC's smallest budget and Hyperband's reduction factor
       (default a ninth of `timesteps`, 3); only for `"smac"`.
+    - `parallel`: trials asked before any is told (a round; default `batch`): a round
+      trains as populations of at most `batch` trials, and the optimiser hears them all
+      after it (Hypersweeper's `max_parallel` configurations per round).
+    - `map_units`: runs a round's populations, given as callables, and returns their
+      values in order (`eqxppo.experiments.TreeLauncher.map`: each one a job of a Hydra
+      launcher, in its own process). With it the optimiser hears a population's
+      reports once it has trained (in the order it would have heard them, so the
+      results are those of a study without it, but for a population whose trials are
+      all pruned: it trains on to its budget).
     """
     n_trials, batch = as_count("n_trials", n_trials, 1), as_count("batch", batch, 1)
     timesteps, reports = as_count("timesteps", timesteps, 1), as_count("reports", reports, 1)
@@ -385,10 +508,13 @@ def tune(
     config = _config.merge_config(env_config)
     low = None if min_budget is None else as_count("min_budget", min_budget, 1)
     seeds = [as_count("seed", s) for s in seeds]
+    parallel = batch if parallel is None else as_count("parallel", parallel, 1)
     settings = {"optimizer": optimizer, "space": str(space), "env_config": config,
                 "n_trials": n_trials, "batch": batch, "timesteps": timesteps, "seeds": seeds,
                 "seed": seed, "reports": reports, "base_config": dict(base_config or {}),
                 "min_budget": low, "eta": eta}  # fmt: skip
+    if parallel != batch:  # recorded only where set: a folder from before it resumes
+        settings["parallel"] = parallel
     with folder_lock(out, what="study"):
         check_study(out, settings)
         opt = make_optimizer(optimizer, space, budget=timesteps, n_trials=n_trials, out=out,
@@ -397,7 +523,8 @@ def tune(
         trials, log = _open_log(out / "trials.jsonl")
         with log:
             return _study_loop(opt, trainer, trials, log, n_trials=n_trials, batch=batch,
-                               reports=reports, on_batch=on_batch)  # fmt: skip
+                               parallel=parallel, reports=reports, on_batch=on_batch,
+                               map_units=map_units)  # fmt: skip
 
 
 def _study_loop(
@@ -408,10 +535,12 @@ def _study_loop(
     *,
     n_trials: int,
     batch: int,
+    parallel: int,
     reports: int,
     on_batch: Callable[[list[Trial]], None] | None,
+    map_units: Callable[[list[Callable[[], Any]]], list[Any]] | None,
 ) -> list[Trial]:
-    """Ask, answer from the log or train, tell, append; see the module docstring."""
+    """Ask a round, answer from the log or train, tell, append; see the module docstring."""
     unanswered: dict[tuple[str, int], collections.deque[Trial]] = collections.defaultdict(
         collections.deque
     )
@@ -419,7 +548,7 @@ def _study_loop(
         unanswered[(_key(trial.config), trial.budget)].append(trial)
     trials, told = list(logged), 0
     while told < n_trials:
-        asks = opt.ask(min(batch, n_trials - told))
+        asks = opt.ask(min(parallel, n_trials - told))
         answers = [_take(unanswered, ask) for ask in asks]
         if any(a is None for a in answers) and any(unanswered.values()):
             # The optimiser asked what the log does not hold: tell it the rest of the
@@ -431,7 +560,16 @@ def _study_loop(
                                if trial.status == "complete" else None)  # fmt: skip
                     told += 1
         todo = [ask for ask, answer in zip(asks, answers) if answer is None]
-        results = iter(trainer.run(todo, opt.report) if todo else [])
+        # The round's populations, as even as `batch` allows (a round of 10 in batches of
+        # 8 trains 5 and 5: one program, not two).
+        n_batches = math.ceil(len(todo) / batch)
+        edges = [len(todo) * b // max(n_batches, 1) for b in range(n_batches + 1)]
+        batches = [todo[lo:hi] for lo, hi in zip(edges, edges[1:])]
+        if map_units is None and len(batches) <= 1:  # one population: it hears as it goes
+            results = iter(trainer.run(batches[0], opt.report) if batches else [])
+        else:  # every population from the states kept before the round, then heard
+            rounds = trainer.run_round(batches, opt.report, map_units or _in_turn)
+            results = iter([r for results_ in rounds for r in results_])
         new = []
         for ask, answer in zip(asks, answers):
             if answer is not None:  # the logged result, told as it was the first time

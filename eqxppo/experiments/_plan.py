@@ -51,6 +51,9 @@ class Study(NamedTuple):
     # PBT's: `eqxppo.autorl.pbt`'s keyword arguments (population_size, config_interval,
     # iterations, quantiles, ...); None for the others.
     pbt: dict[str, Any] | None = None
+    # Hypersweeper's round: the configurations it asks before telling any
+    # (`sweeper_kwargs.max_parallelization` x n_trials, divided among the seeds).
+    parallel: int = 1
 
 
 def _as_dict(node: Any) -> Any:
@@ -150,9 +153,15 @@ def _study(cfg: Any, sweeper: str, overrides: Sequence[str], out: Path) -> Study
         scenario.get("seed", space.get("seed", 0)) if optimizer == "smac" else space.get("seed", 0)
     )
     maximize = _maximize(kwargs, job)
+    n_trials = as_count("hydra.sweeper.n_trials", settings.get("n_trials") or 0, 1)
+    # Hypersweeper's round: `max_parallelization` (default 0.1) of the trials, at most
+    # `job_array_size_limit` (default 100) jobs, divided among the seeds.
+    fraction = float(kwargs.get("max_parallelization", 0.1))
+    jobs = min(int(kwargs.get("job_array_size_limit", 100)), max(1, int(fraction * n_trials)))
+    parallel = max(1, jobs // len(seeds))
     return Study(
         optimizer=optimizer,
-        n_trials=as_count("hydra.sweeper.n_trials", settings.get("n_trials") or 0, 1),
+        n_trials=n_trials,
         max_budget=as_count("max_budget", max_budget, 1),
         min_budget=None if min_budget is None else as_count("min_budget", min_budget, 1),
         eta=int(intensifier.get("eta", 3)),
@@ -161,6 +170,7 @@ def _study(cfg: Any, sweeper: str, overrides: Sequence[str], out: Path) -> Study
         search_space=space,
         maximize=maximize,
         job=job,
+        parallel=parallel,
     )
 
 

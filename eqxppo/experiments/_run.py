@@ -263,19 +263,31 @@ def _hypersweeper_files(study: Study, trials: Sequence[Trial], out: Path) -> Non
 
 
 def run_study(
-    study: Study, *, batch: int = 8, loggers: Sequence[AbstractLogger] = (), on_batch: Any = None
+    study: Study,
+    *,
+    batch: int = 8,
+    loggers: Sequence[AbstractLogger] = (),
+    on_batch: Any = None,
+    launcher: TreeLauncher | None = None,
 ) -> list[Trial]:
     """The study as `eqxppo.autorl.tune` runs it: trials of `study.job`'s hyperparameters
-    with the search space's values, `batch` at a time as a population, at most
-    `max_budget` steps each over `study.seeds`; resumable from its folder."""
+    with the search space's values, at most `max_budget` steps each over `study.seeds`;
+    resumable from its folder. Each round asks `max(batch, study.parallel)` trials (the
+    tree's own rhythm where it asks for larger rounds) and trains them as populations
+    of at most `batch`; with a `launcher`, each population is one of its jobs. A PBT
+    study is one population and runs here whatever the launcher."""
 
     out = study.job.out
     with folder_lock(out, what="study"):
-        return _run_study(study, batch, loggers, on_batch)
+        return _run_study(study, batch, loggers, on_batch, launcher)
 
 
 def _run_study(
-    study: Study, batch: int, loggers: Sequence[AbstractLogger], on_batch: Any
+    study: Study,
+    batch: int,
+    loggers: Sequence[AbstractLogger],
+    on_batch: Any,
+    launcher: TreeLauncher | None = None,
 ) -> list[Trial]:
     import yaml
 
@@ -308,6 +320,8 @@ def _run_study(
             seed=study.seed, on_batch=logged, base_config=base,
             min_budget=study.min_budget if study.optimizer == "smac" else None,
             eta=study.eta if study.optimizer == "smac" else 3,
+            parallel=max(batch, study.parallel),
+            map_units=None if launcher is None else launcher.map,
         )  # fmt: skip
     # The study's record of its space, in the tree's own form (once `tune` has checked
     # that the folder's study is this one).

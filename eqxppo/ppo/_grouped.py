@@ -43,6 +43,15 @@ def _stack(trees: Sequence[Any]) -> Any:
 MIN_ROWS_PER_DEVICE = 2
 
 
+def bucket_size(n: int) -> int:
+    """The smallest of 1, 2, 3, 4, 6, 8, 12, 16, 24, ... (`2**k` and `3 * 2**k`) that is at
+    least `n`: a group padded to it runs at most half again its members' work, and the
+    sizes a group passes through as it grows or shrinks are few."""
+    power = 1 << max(n - 1, 0).bit_length()  # the smallest power of two >= n
+    three_quarters = 3 * power // 4
+    return three_quarters if power >= 4 and three_quarters >= n else power
+
+
 def group_mesh(mesh: Mesh, n_members: int) -> Mesh:
     """The devices a group of `n_members` runs on: `mesh`, or its first
     `n_members // MIN_ROWS_PER_DEVICE` devices (at least one) when that is fewer and all
@@ -71,17 +80,22 @@ class GroupedMembers:
     - `mesh`: the one-axis device mesh the groups' rows are sharded over (a group with
       fewer members than devices over its first `len(group)` devices, `meshes[g]`);
       each group is padded to a multiple of its mesh's size.
+    - `bucketed`: pad each group to `bucket_size(len(group))` rows first (its mesh chosen
+      for that many).
     """
 
-    def __init__(self, members: Sequence[Sequence[int]], mesh: Mesh) -> None:
+    def __init__(
+        self, members: Sequence[Sequence[int]], mesh: Mesh, *, bucketed: bool = False
+    ) -> None:
         self.members = tuple(tuple(int(m) for m in group) for group in members)
         self.mesh = mesh
         order = np.concatenate([np.asarray(g, dtype=np.int64) for g in self.members])
         if sorted(order.tolist()) != list(range(len(order))):
             raise ValueError(f"The groups must partition the members, got {self.members}.")
         self.n_members = len(order)
-        self.meshes = tuple(group_mesh(mesh, len(g)) for g in self.members)
-        self.n_padded = tuple(group_rows(len(g), m.size) for g, m in zip(self.members, self.meshes))
+        sizes = [bucket_size(len(g)) if bucketed else len(g) for g in self.members]
+        self.meshes = tuple(group_mesh(mesh, n) for n in sizes)
+        self.n_padded = tuple(group_rows(n, m.size) for n, m in zip(sizes, self.meshes))
         self._rows = {m: (g, row) for g, group in enumerate(self.members) for row, m in
                       enumerate(group)}  # fmt: skip
         self._inverse = None if np.all(order == np.arange(len(order))) else np.argsort(order)

@@ -93,6 +93,11 @@ class Population:
       all of them together: they share the host's memory); default what it has free
       when the program is about to compile. A group whose estimate
       (`memory_estimate`) exceeds it raises `PopulationTooLarge` before compiling.
+    - `bucket_rows`: pad each group to a bucket size (2, 3, 4, 6, 8, 12, 16, 24, ...
+      rows: at most half again its members) rather than to its own size, so that
+      populations built one after another with groups of changing sizes (PBT's
+      iterations) reuse the programs compiled for earlier ones. Padding rows train
+      copies of a member; the members' results are the same either way.
     """
 
     def __init__(
@@ -106,6 +111,7 @@ class Population:
         grouping_cost: GroupingCost = GroupingCost(),
         compile_workers: int | None = None,
         device_memory: int | None = None,
+        bucket_rows: bool = False,
         **spec_options: Any,
     ) -> None:
         if isinstance(hpo_configs, Mapping):
@@ -137,7 +143,7 @@ class Population:
         if planned_timesteps is not None:
             budget = as_count("planned_timesteps", planned_timesteps)
         planned = plan_groups(self.member_configs, n_timesteps=budget, cost=grouping_cost)
-        self.layout = GroupedMembers([g.members for g in planned], self.mesh)
+        self.layout = GroupedMembers([g.members for g in planned], self.mesh, bucketed=bucket_rows)
         self.groups = tuple(
             PopulationGroup(g.config, g.members, n_padded)
             for g, n_padded in zip(planned, self.layout.n_padded)
@@ -222,24 +228,7 @@ class Population:
         """
         self._check_state(state)
         options = self.spec.train_options(n_total_timesteps, n_eval_steps, n_eval_episodes)
-        plain = {k: v for k, v in options.items() if not _is_env(v)}
-        # Everything the program is lowered for, by value (`program_key`): the state
-        # (structure, the network's activation and kernels, shapes, placement), the
-        # group's config, the environments (by the arguments that rebuild them, see
-        # `env_key`), the options and the compiler's options.
-        kernels: list[_xla_cpu.Kernels] = [
-            kernels_of(rs.train_state.network) for rs in state.groups
-        ]
-        if len(set(kernels)) != 1:
-            raise ValueError(f"A population's networks use one kind of kernels, got {kernels}.")
-        compiler_options = _xla_cpu.compiler_options(kernels[0])
-        keys = [
-            program_key(
-                "train_population", runner_states, static=(self._env_keys, group.config),
-                options=plain, compiler_options=compiler_options,
-            )
-            for group, runner_states in zip(self.groups, state.groups)
-        ]  # fmt: skip
+        keys, compiler_options = self._program_keys(state, options)
         programs = [PROGRAMS.get(key) for key in keys]
         missing = [g for g, program in enumerate(programs) if program is None]
         for g in missing:  # before minutes of compilation, not after them
@@ -266,6 +255,30 @@ class Population:
             return call
 
         return [run(g, program) for g, program in enumerate(programs)]
+
+    def _program_keys(
+        self, state: PopulationState, options: Mapping[str, Any]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Each group's key in `PROGRAMS` for these train options, and the compiler's
+        options. Everything a program is lowered for, by value (`program_key`): the
+        state (structure, the network's activation and kernels, shapes, placement), the
+        group's config, the environments (by the arguments that rebuild them, see
+        `env_key`), the options and the compiler's options."""
+        plain = {k: v for k, v in options.items() if not _is_env(v)}
+        kernels: list[_xla_cpu.Kernels] = [
+            kernels_of(rs.train_state.network) for rs in state.groups
+        ]
+        if len(set(kernels)) != 1:
+            raise ValueError(f"A population's networks use one kind of kernels, got {kernels}.")
+        compiler_options = _xla_cpu.compiler_options(kernels[0])
+        keys = [
+            program_key(
+                "train_population", runner_states, static=(self._env_keys, group.config),
+                options=plain, compiler_options=compiler_options,
+            )
+            for group, runner_states in zip(self.groups, state.groups)
+        ]  # fmt: skip
+        return keys, compiler_options
 
     def memory_estimate(self, state: PopulationState) -> list[int]:
         """Bytes per member of each group's train program, by eqxppo's memory model
