@@ -2,13 +2,13 @@
 
 A round is `parallel` trials (by default one batch) asked before any is told, trained
 as populations of `batch` trials, in this process or as the jobs of a launcher
-(`map_units`). Each trial trains its configuration with every seed of `seeds` for its budget; its
-objective is the mean over seeds of the last evaluation's mean return (higher is
-better). A batch is one `Population` per distinct remaining budget, so its static groups
-compile side by side, and each structure compiles once per process. A trial in which any
-seed diverged is told as failed (Optuna `FAIL`, SMAC `CRASHED` with infinite cost) and
-the loop goes on. On envpool or gymnasium (no `vmap`), the members train one after
-another, each from the start (see `_Batch`).
+(`map_units`). Each trial trains its configuration with every seed of `seeds` for its
+budget; its objective is the mean over seeds of the last evaluation's mean return
+(higher is better). A batch is one `Population` per distinct remaining budget, so its
+static groups compile side by side, and each structure compiles once per process. A
+trial in which any seed diverged is told as failed (Optuna `FAIL`, SMAC `CRASHED` with
+infinite cost) and the loop goes on. On envpool or gymnasium (no `vmap`), the members
+train one after another, each from the start (see `_Batch`).
 
 Every finished trial is appended to `out/trials.jsonl` (flushed and synced) before the
 next round starts, so an interrupted run loses at most the round in flight.
