@@ -95,6 +95,15 @@ def test_a_failing_task_is_reported_the_others_kept_and_a_rerun_trains_only_it(t
     assert task_path(tmp_path, 0).read_text() == first
 
 
+def test_sweep_tasks_read_counts_as_every_entry_point_does():
+    whole = sweep_tasks(CONFIGS, **{**TASK_ARGS, "timesteps": 1.28e2, "seeds": (0.0, 1)})
+    assert {(t.timesteps, t.seeds) for t in whole} == {(128, (0, 1))}
+    for bad, match in [({"timesteps": 128.5}, "timesteps"), ({"seeds": (0.7,)}, "seed"),
+                       ({"chunks": 0}, "chunks")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            sweep_tasks(CONFIGS, **{**TASK_ARGS, **bad})
+
+
 def test_a_missing_dask_names_the_extra(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     code = main(["sweep", "--n-configs", "1", "--timesteps", "64", "--n-envs", "2",

@@ -20,6 +20,7 @@ import jax.random as jr
 import numpy as np
 
 from .._compilation_cache import cache_stats, enable_compilation_cache
+from .._counts import Count, as_count
 from ..configspaces import parse_hpo_config
 from ..envs import make_env
 from ..ppo import PPO, plan_groups, save
@@ -77,13 +78,13 @@ class TaskResult(NamedTuple):
 def sweep_tasks(
     hpo_configs: Sequence[Mapping[str, Any]],
     *,
-    seeds: Sequence[int],
+    seeds: Sequence[Count],
     env_args: Mapping[str, Any],
     nas_config: Mapping[str, Any] | None,
-    timesteps: int,
-    chunks: int,
-    eval_episodes: int,
-    key_seed: int = 0,
+    timesteps: Count,
+    chunks: Count,
+    eval_episodes: Count,
+    key_seed: Count = 0,
     split: bool = True,
 ) -> list[SweepTask]:
     """Cut a sweep into tasks: one per compiled group (`split`), or one for all of it.
@@ -93,6 +94,13 @@ def sweep_tasks(
     they compute: member `(i, j)` starts from `fold_in(key(key_seed), seeds[j])` in
     every task layout.
     """
+    # Counts as every entry point reads them (`as_count`): `1e4` is fine, `1500.5` or a
+    # seed of 0.7 is an error, never truncated.
+    timesteps = as_count("timesteps", timesteps, 1)
+    chunks = as_count("chunks", chunks, 1)
+    eval_episodes = as_count("eval_episodes", eval_episodes, 1)
+    key_seed = as_count("key_seed", key_seed)
+    seeds = [as_count("seed", s) for s in seeds]
     per_config = [parse_hpo_config(c)[0] for c in hpo_configs]
     if split:
         # Per configuration, so its seeds weigh as len(seeds) members: the same cost,
@@ -107,13 +115,13 @@ def sweep_tasks(
             number=t,
             configs=tuple(part),
             hpo_configs=tuple(dict(hpo_configs[i]) for i in part),
-            seeds=tuple(int(s) for s in seeds),
+            seeds=tuple(seeds),
             env_args=dict(env_args),
             nas_config=None if nas_config is None else dict(nas_config),
-            timesteps=int(timesteps),
-            chunks=int(chunks),
-            eval_episodes=int(eval_episodes),
-            key_seed=int(key_seed),
+            timesteps=timesteps,
+            chunks=chunks,
+            eval_episodes=eval_episodes,
+            key_seed=key_seed,
         )
         for t, part in enumerate(parts)
     ]
