@@ -35,7 +35,7 @@ LINES = [
     ("3.13", "0.11.2"),
 ]
 # The CI run's split (90 minutes in all; kept under 60 as the suite grows). The whole
-# suite is about 100 minutes of test time: on 2 cores, 51 minutes on one line (measured
+# suite is about 95 minutes of test time: on 2 cores, 47 minutes on one line (measured
 # on the newest, 2026-12-07), so it runs whole on one line only:
 # - the newest line runs everything;
 # - the oldest line runs the `compat` tests (vmap of init and train, sharding, compile
