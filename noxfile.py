@@ -122,7 +122,8 @@ def _pytest(
 @nox.session
 @nox.parametrize("python,jax", CI_LINES, ids=CI_IDS)
 def tests(session: nox.Session, jax: str) -> None:
-    """The CI split on one line: everything, everything but `e2e`, or `compat`."""
+    """The CI split on one line: everything (newest), `compat` (oldest), or checkpoints and
+    the extras' adapters (3.11 / 0.10.2)."""
     _install(session, jax, "tests")
     line = (session.python, jax)
     if line == NEWEST:
