@@ -21,6 +21,7 @@ from eqxppo.autorl import (
     read_trials,
     tune,
 )
+from eqxppo.autorl._tune import _in_turn
 
 
 SMALL = {"n_steps": 16, "minibatch_size": 32, "update_epochs": 2}
@@ -191,11 +192,6 @@ def test_an_optimizer_run_tells_every_trial_and_its_best_was_evaluated(tmp_path,
     assert read_trials(tmp_path / "trials.jsonl") == trials
 
 
-def _in_turn(units):
-    """A launcher's `map` in this process: each unit in turn."""
-    return [unit() for unit in units]
-
-
 @pytest.mark.e2e
 def test_populations_trained_as_units_tell_the_optimiser_what_it_hears_in_process(tmp_path):
     # A population trained as a unit (a launcher's job) is heard once it has trained, in
@@ -209,6 +205,7 @@ def test_populations_trained_as_units_tell_the_optimiser_what_it_hears_in_proces
     settings = {**TUNE, "space": space, "timesteps": 1024, "n_trials": 8, "batch": 4,
                 "reports": 4}  # fmt: skip
     here = tune("optuna", **settings, out=tmp_path / "here")
+    # A launcher's `map` in this process: each unit in turn.
     units = tune("optuna", **settings, out=tmp_path / "units", map_units=_in_turn)
     assert any(t.status == "pruned" for t in here), [t.status for t in here]
 
