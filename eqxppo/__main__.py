@@ -33,7 +33,7 @@ from ._cores import backends_started, use_cpu_cores
 from ._counts import count_arg
 from ._extras import MissingExtraError
 from ._lock import FolderInUse
-from .autorl import OPTIMIZERS
+from .autorl import SEARCHES
 from .configspaces import (
     DEFAULT_DIVERGENCE_LIMIT,
     SEARCH_SPACES,
@@ -257,7 +257,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.set_defaults(func=sweep_command)
 
     tune = add_parser("tune", help="an HPO loop (random, Optuna, SMAC) over populations")
-    tune.add_argument("--optimizer", default="random", choices=OPTIMIZERS,
+    tune.add_argument("--optimizer", default="random", choices=SEARCHES,
                       help="optuna and smac need eqxppo[autorl]")  # fmt: skip
     tune.add_argument("--env", default="CartPole-v1", help="the framework's id")
     tune.add_argument("--framework", default="gymnax", choices=SUPPORTED_FRAMEWORKS,

@@ -118,11 +118,10 @@ def test_mapping_may_leave_the_space_and_omit_keys():
 
 def test_minibatch_clamped_to_batch_and_remainder_dropped():
     config, _ = parse_hpo_config({"n_steps": 5, "minibatch_size": 2048})
-    assert config.effective_minibatch_size(n_envs=1) == 5
-    assert config.n_minibatches(n_envs=1) == 1
+    assert config.minibatches(n_envs=1) == (5, 5, 1)  # (units, per minibatch, minibatches)
     config, _ = parse_hpo_config({"n_steps": 5, "minibatch_size": 16})
     assert config.batch_size(n_envs=8) == 40
-    assert config.n_minibatches(n_envs=8) == 2  # 8 of 40 left out each epoch
+    assert config.minibatches(n_envs=8) == (40, 16, 2)  # 8 of 40 left out each epoch
 
 
 @pytest.mark.parametrize(

@@ -232,7 +232,7 @@ def test_a_recurrent_agent_restarts_after_envpool_s_reset_steps():
     from eqxppo.configspaces import NetworkConfig
     from eqxppo.envs import init_normalizer
     from eqxppo.networks import make_network
-    from eqxppo.ppo import collect_recurrent_rollout, policy_and_value
+    from eqxppo.ppo import collect_rollout, policy_and_value, rollout_values
     from eqxppo.ppo._update import _training_batch
 
     env = make_env("envpool", "CartPole-v1", n_envs=2, env_kwargs={"max_episode_steps": 5})
@@ -244,18 +244,19 @@ def test_a_recurrent_agent_restarts_after_envpool_s_reset_steps():
     def rollout(network, env):
         env_state, obs = env.reset(jr.key(2))
         normalizer = init_normalizer(env.observation_shape)
-        _, out = collect_recurrent_rollout(network, normalizer, env, env_state, obs, hidden0,
-                                           jr.key(3), 16, normalize_observations=False)  # fmt: skip
-        return out
+        _, out = collect_rollout(network, normalizer, env, env_state, obs, hidden0,
+                                 jr.key(3), 16, normalize_observations=False)  # fmt: skip
+        return out, rollout_values(network, normalizer, out, normalize_observations=False)[0]
 
-    out = rollout(network, env)
+    out, value = rollout(network, env)
     valid = np.asarray(out.step.valid)
     assert not valid.all()
     for t, e in zip(*np.nonzero(~valid[:-1])):
         fresh = network.step(network.initial_hidden(), out.obs[t + 1, e])[0]
-        np.testing.assert_allclose(out.hidden[t + 1, e], fresh, rtol=1e-5, atol=1e-6)
-    zeros = jnp.zeros_like(out.value)
-    batch = _training_batch(out, out.obs, out.value, zeros, zeros, hidden0)
+        np.testing.assert_array_equal(out.hidden[t + 1, e], 0.0)
+        np.testing.assert_allclose(out.next_hidden[t + 1, e], fresh, rtol=1e-5, atol=1e-6)
+    zeros = jnp.zeros_like(value)
+    batch = _training_batch(out, out.obs, value, zeros, zeros, sequences=True)
     dist, _ = policy_and_value(network, batch)
     flat = batch.samples()
     log_prob = jax.vmap(lambda d, a: d.log_prob(a))(dist, flat.action)

@@ -7,7 +7,7 @@ import pytest
 
 from eqxppo.configspaces import NetworkConfig
 from eqxppo.envs import ActionSpec
-from eqxppo.networks import make_network, with_kernels
+from eqxppo.networks import make_network
 from eqxppo.ppo._programs import ProgramCache, compile_all, program_key, signature
 
 
@@ -43,8 +43,8 @@ def test_signature_tells_shapes_and_dtypes_apart():
     assert signature(a) != signature({"x": jnp.ones(3, jnp.int32)})
 
 
-def _network(activation="tanh", hidden_size=8, recurrent="none"):
-    config = NetworkConfig(activation, hidden_size, recurrent=recurrent)
+def _network(activation="tanh", hidden_size=8, recurrent="none", kernels="cpu"):
+    config = NetworkConfig(activation, hidden_size, recurrent=recurrent, kernels=kernels)
     return make_network(config, (4,), ActionSpec(discrete=True, action_dim=2), key=jr.key(0))
 
 
@@ -68,7 +68,7 @@ def test_program_keys_hold_every_static_value_by_value():
         "activation": _key(_network(activation="relu")),
         "hidden size": _key(_network(hidden_size=16)),
         "recurrent core": _key(_network(recurrent="gru")),
-        "kernels": _key(with_kernels(base, "plain" if base.kernels == "cpu" else "cpu")),
+        "kernels": _key(_network(kernels="plain")),
         "static input": _key(base, static=("env", "another config")),
         "option": _key(base, options={"n_total_timesteps": 512}),
         "option type": _key(base, options={"n_total_timesteps": 256.0}),

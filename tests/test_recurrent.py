@@ -17,7 +17,7 @@ from eqxppo.envs import ActionSpec, EnvStep
 from eqxppo.networks import AbstractRecurrentActorCritic, make_network
 from eqxppo.ppo import (
     Population,
-    collect_recurrent_rollout,
+    collect_rollout,
     episode_starts,
     exploit_and_explore,
     policy_and_value,
@@ -97,7 +97,7 @@ def test_episode_starts_follow_ends_and_envpool_reset_steps():
 def _rollout(env, network, hidden, n_steps, key):
     agent_state = eqx.filter_jit(env.reset)(jr.fold_in(key, 1))
     normalizer = eqxppo.envs.init_normalizer(env.observation_shape)
-    (_, _, last_hidden), rollout = eqx.filter_jit(collect_recurrent_rollout)(
+    (_, _, last_hidden), rollout = eqx.filter_jit(collect_rollout)(
         network, normalizer, env, *agent_state, hidden, key, n_steps,
         normalize_observations=False,
     )  # fmt: skip
@@ -112,13 +112,15 @@ def test_the_hidden_state_restarts_where_an_episode_ends_mid_rollout(getkey):
     normalizer, rollout, last = _rollout(env, network, hidden0, 10, getkey())
     ends = np.asarray(rollout.step.terminated | rollout.step.truncated)
     assert ends[5].all() and ends.sum() == 3
+    values = rollout_values(network, normalizer, rollout, normalize_observations=False)[0]
 
     for e in range(3):  # the reference, one environment and one step at a time
         h = hidden0[e]
         for t in range(10):
-            h, dist, value = network.step(h, rollout.obs[t, e])
             np.testing.assert_allclose(rollout.hidden[t, e], h, rtol=1e-5, atol=1e-6)
-            np.testing.assert_allclose(rollout.value[t, e], value, rtol=1e-5, atol=1e-6)
+            h, dist, value = network.step(h, rollout.obs[t, e])
+            np.testing.assert_allclose(rollout.next_hidden[t, e], h, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(values[t, e], value, rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(
                 rollout.log_prob[t, e], dist.log_prob(rollout.action[t, e]), rtol=1e-5, atol=1e-6
             )
@@ -126,8 +128,9 @@ def test_the_hidden_state_restarts_where_an_episode_ends_mid_rollout(getkey):
                 h = jnp.zeros_like(h)
         np.testing.assert_allclose(last[e], h, rtol=1e-5, atol=1e-6)
     # After the end the new episode's first step saw zeros, whatever came before.
+    np.testing.assert_array_equal(rollout.hidden[6], 0.0)
     fresh = jax.vmap(lambda o: network.step(network.initial_hidden(), o)[0])(rollout.obs[6])
-    np.testing.assert_allclose(rollout.hidden[6], fresh, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rollout.next_hidden[6], fresh, rtol=1e-5, atol=1e-6)
 
 
 def test_a_truncated_step_bootstraps_with_the_hidden_state_it_reached(getkey):
@@ -140,7 +143,7 @@ def test_a_truncated_step_bootstraps_with_the_hidden_state_it_reached(getkey):
     value, next_value = rollout_values(network, normalizer, rollout, normalize_observations=False)
     for e in range(2):
         final = rollout.step.final_obs[3, e]
-        expected = network.step(rollout.hidden[3, e], final)[2]
+        expected = network.step(rollout.next_hidden[3, e], final)[2]
         np.testing.assert_allclose(next_value[3, e], expected, rtol=1e-5, atol=1e-6)
         # Not the value from a restarted hidden state, nor the next episode's first value.
         assert abs(float(next_value[3, e]) - float(network.value(final))) > 1e-6
@@ -156,9 +159,9 @@ def test_the_update_re_runs_each_sequence_as_the_rollout_ran_it(getkey):
     network = _network("lstm", env.observation_shape, key=getkey())
     hidden0 = jr.normal(getkey(), (4, *network.hidden_shape))
     normalizer, rollout, _ = _rollout(env, network, hidden0, 16, getkey())
-    value = rollout.value
+    value = rollout_values(network, normalizer, rollout, normalize_observations=False)[0]
     zeros = jnp.zeros_like(value)
-    batch = _training_batch(rollout, rollout.obs, value, zeros, zeros, hidden0)
+    batch = _training_batch(rollout, rollout.obs, value, zeros, zeros, sequences=True)
     assert batch.obs.shape[:2] == (4, 16)  # one sequence per environment
     np.testing.assert_array_equal(batch.starts[:, 0], False)
     np.testing.assert_array_equal(batch.starts[:, 6], True)  # after each episode's end
@@ -171,11 +174,11 @@ def test_the_update_re_runs_each_sequence_as_the_rollout_ran_it(getkey):
 
 def test_sequence_minibatches_hold_whole_environments():
     config, _ = parse_hpo_config({"n_steps": 16, "minibatch_size": 40})
-    assert config.sequences_per_minibatch(8) == 2 and config.n_sequence_minibatches(8) == 4
+    assert config.minibatches(8, sequences=True) == (8, 2, 4)
     config, _ = parse_hpo_config({"n_steps": 128, "minibatch_size": 64})
-    assert config.sequences_per_minibatch(4) == 1  # never less than one sequence
+    assert config.minibatches(4, sequences=True)[1] == 1  # never less than one sequence
     config, _ = parse_hpo_config({"n_steps": 4, "minibatch_size": 1000})
-    assert config.sequences_per_minibatch(3) == 3  # never more than the environments
+    assert config.minibatches(3, sequences=True)[1] == 3  # never more than the environments
     agent = PPO({"n_steps": 16, "minibatch_size": 40}, make_env("gymnax", "CartPole-v1", n_envs=8),
                 nas_config=GRU)  # fmt: skip
     assert (agent.minibatch_size, agent.n_minibatches) == (32, 4)

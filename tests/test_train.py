@@ -9,9 +9,9 @@ import optax
 import pytest
 from conftest import count_compiles
 
-from eqxppo import make_env
+from eqxppo import PPO, make_env
 from eqxppo.configspaces import parse_hpo_config, parse_nas_config
-from eqxppo.ppo import evaluate, init, ppo_loss, predict, train
+from eqxppo.ppo import evaluate, init, make_optimizer, ppo_loss, predict, train
 
 
 # `compat` marks the tests of JAX APIs whose behaviour moves between releases (vmap,
@@ -291,3 +291,64 @@ def test_the_loss_and_the_optimizer_are_arguments(cartpole):
         not np.array_equal(x, y) for x, y in zip(_arrays(out.train_state.network), _arrays(adam))
     ]
     assert any(moved) and not bool(out.diverged)
+
+
+def test_a_multi_transform_that_freezes_the_critic_trains_only_the_actor():
+    """The optimizer sees the parameter tree as optax does: `optax.multi_transform` with
+    the critic's leaves labelled "freeze" leaves the critic exactly as initialised while
+    the actor trains, through `PPO(..., optimizer=...)`. (On one raveled vector the
+    labels would not even match the parameters' structure.)"""
+
+    def labels(params):
+        train_all = jax.tree.map(lambda _: "train", params)
+        freeze = lambda critic: jax.tree.map(lambda _: "freeze", critic)
+        return eqx.tree_at(lambda p: p.critic, train_all, replace_fn=freeze)
+
+    def actor_only(hparams):
+        transforms = {"train": make_optimizer(hparams), "freeze": optax.set_to_zero()}
+        return optax.multi_transform(transforms, labels)
+
+    env = make_env("gymnax", "CartPole-v1", n_envs=4)
+    agent = PPO({**SMALL, "n_steps": 16}, env, optimizer=actor_only)
+    state = agent.init(jr.key(0))
+    before = state.runner_state.train_state.network
+    out, _ = agent.train(*state, n_total_timesteps=512, n_eval_steps=1, n_eval_episodes=2)
+    after = out.runner_state.train_state.network
+    assert not bool(out.runner_state.diverged)
+    for x, y in zip(_arrays(before.critic), _arrays(after.critic)):
+        np.testing.assert_array_equal(x, y)
+    assert any(
+        not np.array_equal(x, y) for x, y in zip(_arrays(before.actor), _arrays(after.actor))
+    )
+    # The default optimizer trains the critic too.
+    default = PPO({**SMALL, "n_steps": 16}, env)
+    out, _ = default.train(
+        *default.init(jr.key(0)), n_total_timesteps=512, n_eval_steps=1, n_eval_episodes=2
+    )
+    moved = out.runner_state.train_state.network.critic
+    assert any(not np.array_equal(x, y) for x, y in zip(_arrays(before.critic), _arrays(moved)))
+
+
+def test_a_loss_may_report_any_pytree_of_extras_in_a_population():
+    """`loss=` on `Population`: the extras are whatever the loss returns (here a dict
+    with an approximate KL), stacked per member and minibatch, and named in the rows."""
+    from eqxppo.ppo import policy_and_value
+    from eqxppo.tracking import evaluation_rows, member_result
+
+    def with_kl(network, batch, hparams):
+        total, (value_loss, actor_loss, entropy) = ppo_loss(network, batch, hparams)
+        dist, _ = policy_and_value(network, batch)
+        log_prob = jax.vmap(lambda d, a: d.log_prob(a))(dist, batch.action)
+        kl = jnp.mean(batch.log_prob - log_prob)
+        return total, {"kl": kl, "terms": (value_loss, actor_loss, entropy)}
+
+    env = make_env("gymnax", "CartPole-v1", n_envs=4)
+    pop = PPO.population([{**SMALL, "n_steps": 16}], env, seeds=(0, 1), loss=with_kl,
+                         track_metrics=True)  # fmt: skip
+    state, result = pop.train(pop.init(jr.key(0)), 512, 1, 2)
+    assert result.metrics is not None
+    total, extras = result.metrics.loss
+    assert set(extras) == {"kl", "terms"} and extras["kl"].shape == total.shape
+    assert total.shape[0] == 2 and np.all(np.isfinite(extras["kl"]))
+    row = evaluation_rows(member_result(result, 0), steps=[512])[0]
+    assert {"loss", "loss/kl", "loss/terms/0", "grad_norm"} <= set(row)

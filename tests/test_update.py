@@ -1,8 +1,7 @@
-"""The update epochs' flat parameter vector against optax on the network itself."""
+"""The update epochs' parameter vector against optax on the network itself."""
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
@@ -11,11 +10,12 @@ from eqxppo import make_env
 from eqxppo.configspaces import parse_hpo_config, parse_nas_config
 from eqxppo.networks import make_network
 from eqxppo.ppo import Batch, make_optimizer, ppo_loss
-from eqxppo.ppo._flat import flatten_network
-from eqxppo.ppo._update import FlatTrainState, update_minibatch
+from eqxppo.ppo._params import params_view
+from eqxppo.ppo._state import PPOTrainState
+from eqxppo.ppo._update import update_minibatch
 
 
-def test_flat_steps_match_optax_clip_and_adam_on_the_network(getkey):
+def test_vector_steps_match_optax_clip_and_adam_on_the_network(getkey):
     env = make_env("gymnax", "Pendulum-v1")  # continuous: the log-std is a leaf too
     network = make_network(
         parse_nas_config({"hidden_size": 8}), env.observation_shape, env.action_spec, key=getkey()
@@ -33,10 +33,12 @@ def test_flat_steps_match_optax_clip_and_adam_on_the_network(getkey):
         for _ in range(3)
     ]
 
-    flat, unflatten = flatten_network(network)
-    state = FlatTrainState(flat, make_optimizer(hp).init(flat), jnp.zeros((), jnp.int32))
+    train_state = PPOTrainState.create_with_opt_state(network=network, tx=make_optimizer(hp))
+    state, view = params_view(train_state, vector=True)
+    flat = state.params
+    assert flat.ndim == 1  # PPO's optimizer runs on one vector
     for mb in minibatches:
-        state, _ = update_minibatch(state, unflatten, mb, hp)
+        state, _ = update_minibatch(state, view.network, mb, hp)
 
     tx = optax.chain(optax.clip_by_global_norm(0.1), optax.adam(1e-2, eps=1e-5))
     params = eqx.filter(network, eqx.is_inexact_array)
@@ -50,7 +52,7 @@ def test_flat_steps_match_optax_clip_and_adam_on_the_network(getkey):
         network = eqx.apply_updates(network, updates)
         params = eqx.filter(network, eqx.is_inexact_array)
 
-    got = jax.tree.leaves(eqx.filter(unflatten(state.params), eqx.is_inexact_array))
+    got = jax.tree.leaves(view.train_state(state).params)
     want = jax.tree.leaves(params)
     assert int(state.step) == 3 and len(got) == len(want)
     for g, w in zip(got, want):

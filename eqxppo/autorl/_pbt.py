@@ -57,7 +57,7 @@ from ConfigSpace.hyperparameters import (
 )
 
 from .._atomic import write_text
-from .._counts import Count, as_count
+from .._counts import Count, as_count, check_budget
 from .._csv import write_csv
 from .._lock import folder_lock
 from ..ppo import LEARNED_FIELDS, Population, PopulationState, PPORunnerState
@@ -255,8 +255,7 @@ def _run(
     on_batch: Callable[[list[Trial]], None] | None,
 ) -> list[Trial]:
     n_seeds = len(seeds)
-    budget = {"n_total_timesteps": interval, "n_eval_steps": 1,
-              "n_eval_episodes": config["n_eval_episodes"]}  # fmt: skip
+    budget = check_budget(interval, 1, config["n_eval_episodes"])._asdict()
     # Members move between static groups as they perturb: with bucketed rows each
     # iteration's groups take one of a few sizes, whose programs the next iterations
     # reuse (one compilation per group and size seen, not per iteration).

@@ -47,12 +47,12 @@ import numpy as np
 from ConfigSpace import ConfigurationSpace
 
 from .._atomic import write_text
-from .._counts import Count, as_count
+from .._counts import Count, as_count, check_budget
 from .._lock import folder_lock
 from .._settings import as_recorded, differences
 from ..ppo import PPO, Population, PPORunnerState
 from . import _config
-from ._optimizers import Ask, make_optimizer
+from ._searches import Ask, make_search
 
 
 class Trial(NamedTuple):
@@ -298,7 +298,7 @@ class _Batch:
         on. Returns the members' states."""
         chunk = math.ceil(steps / self.reports)
         episodes = self.config["n_eval_episodes"]
-        budget = {"n_total_timesteps": chunk, "n_eval_steps": 1, "n_eval_episodes": episodes}
+        budget = check_budget(chunk, 1, episodes)._asdict()
         train = self._population if self.env.vmappable else self._one_by_one
         return train(asks, steps, budget, on_report)
 
@@ -517,7 +517,7 @@ def tune(
         settings["parallel"] = parallel
     with folder_lock(out, what="study"):
         check_study(out, settings)
-        opt = make_optimizer(optimizer, space, budget=timesteps, n_trials=n_trials, out=out,
+        opt = make_search(optimizer, space, budget=timesteps, n_trials=n_trials, out=out,
                              seed=seed, min_budget=low, eta=eta)  # fmt: skip
         trainer = _Batch(config, seeds, reports, base_config or {})
         trials, log = _open_log(out / "trials.jsonl")

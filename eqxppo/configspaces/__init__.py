@@ -16,6 +16,7 @@ from ._config import check_continuous as check_continuous
 from ._config import hpo_config_to_dict as hpo_config_to_dict
 from ._config import parse_hpo_config as parse_hpo_config
 from ._config import parse_nas_config as parse_nas_config
+from ._files import get_search_space as get_search_space
 from ._files import parse_search_space as parse_search_space
 from ._files import read_search_space as read_search_space
 from ._files import search_space_to_dict as search_space_to_dict
@@ -27,6 +28,5 @@ from ._hpo import get_ppo_atari_config_space as get_ppo_atari_config_space
 from ._hpo import get_ppo_cc_config_space as get_ppo_cc_config_space
 from ._hpo import get_ppo_minigrid_config_space as get_ppo_minigrid_config_space
 from ._hpo import get_ppo_mujoco_config_space as get_ppo_mujoco_config_space
-from ._hpo import get_search_space as get_search_space
 from ._nas import get_default_nas_config as get_default_nas_config
 from ._nas import get_nas_config_space as get_nas_config_space

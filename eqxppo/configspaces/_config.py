@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from .._xla_cpu import Kernels, check_kernels, default_kernels
 from ._hpo import get_default_hpo_config
 from ._nas import get_default_nas_config
 
@@ -53,11 +54,10 @@ class PPOConfig(eqx.Module):
     `hparams.update_epochs` of them (equal for a single agent; a population may run
     members with fewer epochs in one program, see `eqxppo.ppo.plan_groups`).
     `minibatch_size` is the requested size. The batch of one update is
-    `n_envs * n_steps` transitions; `effective_minibatch_size` clamps the request to
-    it, and each epoch reshuffles the batch and trains on `n_minibatches` full
-    minibatches, dropping the `batch % minibatch` transitions left over (a different
-    remainder every epoch, so none is systematically ignored). A recurrent agent's
-    minibatches hold whole environment sequences instead (`sequences_per_minibatch`).
+    `n_envs * n_steps` transitions; `minibatches` says how it is cut (the request
+    clamped to the batch, whole environment sequences for an agent with memory), and
+    each epoch reshuffles it and drops what is left over after the full minibatches (a
+    different remainder every epoch, so none is systematically ignored).
     """
 
     n_steps: int = eqx.field(static=True)
@@ -74,24 +74,19 @@ class PPOConfig(eqx.Module):
         """Transitions collected per update: `n_envs * n_steps`."""
         return n_envs * self.n_steps
 
-    def effective_minibatch_size(self, n_envs: int) -> int:
-        """`minibatch_size` clamped to the batch."""
-        return min(self.minibatch_size, self.batch_size(n_envs))
+    def minibatches(self, n_envs: int, *, sequences: bool = False) -> tuple[int, int, int]:
+        """How one update's batch is cut: `(units, per_minibatch, n_minibatches)`.
 
-    def n_minibatches(self, n_envs: int) -> int:
-        """Full minibatches per epoch; the remainder of the shuffled batch is dropped."""
-        return self.batch_size(n_envs) // self.effective_minibatch_size(n_envs)
-
-    def sequences_per_minibatch(self, n_envs: int) -> int:
-        """A recurrent agent's minibatch in whole sequences: one sequence is one
-        environment's `n_steps` steps, and a minibatch takes `minibatch_size // n_steps`
-        of them (at least one, at most `n_envs`)."""
-        return min(n_envs, max(1, self.minibatch_size // self.n_steps))
-
-    def n_sequence_minibatches(self, n_envs: int) -> int:
-        """A recurrent agent's minibatches per epoch; the `n_envs % sequences` sequences
-        left over by each epoch's reshuffle of the environments sit that epoch out."""
-        return n_envs // self.sequences_per_minibatch(n_envs)
+        A unit is one transition, or with `sequences` (an agent with memory) one
+        environment's whole `n_steps` steps. A minibatch takes `minibatch_size`
+        transitions' worth of units (at least one, at most all of them); each epoch
+        reshuffles the units and trains on `n_minibatches` full minibatches, and the
+        units left over sit that epoch out (a different set each epoch).
+        """
+        length = self.n_steps if sequences else 1
+        units = self.batch_size(n_envs) // length
+        per_minibatch = min(units, max(1, self.minibatch_size // length))
+        return units, per_minibatch, units // per_minibatch
 
 
 # (lower, upper, lower inclusive, upper inclusive) for each continuous hyperparameter.
@@ -215,20 +210,39 @@ class NetworkConfig(eqx.Module):
     `recurrent` puts a GRU or LSTM core of `hidden_size` units between the encoder (the
     MLP's first layer, or the NatureCNN trunk) and the heads; `"none"` (the default) is
     ARLBench's feed-forward agent.
+
+    `kernels` picks the forms the network computes with: `"cpu"` (XLA:CPU's fast forms,
+    `eqxppo._xla_cpu`) or `"plain"` (plain Equinox, every other backend's). `None` means
+    "not chosen yet": `resolved()` fills in `default_kernels()` (`EQXPPO_KERNELS`, else
+    the CPU forms on the CPU) where an agent is made, outside any traced function, so
+    the choice is part of every static key a program is cached under. The parameters do
+    not depend on it.
     """
 
     activation: Activation = eqx.field(static=True)
     hidden_size: int = eqx.field(static=True)
     cnn_policy: bool = eqx.field(static=True, default=False)
     recurrent: Recurrent = eqx.field(static=True, default="none")
+    kernels: Kernels | None = eqx.field(static=True, default=None)
 
     @property
     def is_recurrent(self) -> bool:
         return self.recurrent != "none"
 
+    def resolved(self) -> "NetworkConfig":
+        """This configuration with its kernels chosen (`default_kernels()` if unset)."""
+        if self.kernels is not None:
+            return self
+        return NetworkConfig(
+            self.activation, self.hidden_size, self.cnn_policy, self.recurrent,
+            default_kernels(),
+        )  # fmt: skip
+
     def __check_init__(self):
         check_activation(self.activation)
         check_recurrent(self.recurrent)
+        if self.kernels is not None:
+            check_kernels(self.kernels)
         if self.hidden_size < 1:
             raise ValueError(
                 f"NAS hyperparameter `hidden_size` must be >= 1, got {self.hidden_size!r}."

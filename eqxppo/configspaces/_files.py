@@ -39,6 +39,7 @@ from ConfigSpace.hyperparameters import (
 
 from .._extras import require
 from ._config import HPO_KEYS, parse_hpo_config
+from ._hpo import SEARCH_SPACES
 
 
 PREFIX = "hp_config."
@@ -179,3 +180,18 @@ def search_space_to_dict(space: ConfigurationSpace, seed: int = 0) -> dict[str, 
 def _plain(value: Any) -> Any:
     """A NumPy scalar as the Python value YAML writes."""
     return value.item() if hasattr(value, "item") else value
+
+
+def get_search_space(name: str | os.PathLike, seed: int | None = None) -> ConfigurationSpace:
+    """A PPO search space: a named one, `"full"` (all 13) or one of ARLBench's
+    (`"ppo_cc"`, `"ppo_minigrid"`, `"ppo_atari"`, `"ppo_mujoco"`), or a YAML file in
+    ARLBench's form (a path ending in `.yaml` or `.yml`: `read_search_space`). Raises
+    `ValueError` for another name, listing these."""
+    if str(name).endswith((".yaml", ".yml")):
+        return read_search_space(name, seed)
+    if name not in SEARCH_SPACES:
+        raise ValueError(
+            f"Unknown search space {str(name)!r}; known: {sorted(SEARCH_SPACES)}, or a "
+            ".yaml file in ARLBench's form."
+        )
+    return SEARCH_SPACES[str(name)](seed)

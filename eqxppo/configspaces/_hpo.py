@@ -1,7 +1,5 @@
 """The PPO hyperparameter (HPO) search space, exactly as ARLBench defines it."""
 
-import os
-
 from ConfigSpace import Categorical, Configuration, ConfigurationSpace, Float, Integer
 
 
@@ -98,20 +96,3 @@ SEARCH_SPACES = {
     "ppo_atari": get_ppo_atari_config_space,
     "ppo_mujoco": get_ppo_mujoco_config_space,
 }
-
-
-def get_search_space(name: str | os.PathLike, seed: int | None = None) -> ConfigurationSpace:
-    """A PPO search space: a named one, `"full"` (all 13) or one of ARLBench's
-    (`"ppo_cc"`, `"ppo_minigrid"`, `"ppo_atari"`, `"ppo_mujoco"`), or a YAML file in
-    ARLBench's form (a path ending in `.yaml` or `.yml`: `read_search_space`). Raises
-    `ValueError` for another name, listing these."""
-    if str(name).endswith((".yaml", ".yml")):
-        from ._files import read_search_space
-
-        return read_search_space(name, seed)
-    if name not in SEARCH_SPACES:
-        raise ValueError(
-            f"Unknown search space {str(name)!r}; known: {sorted(SEARCH_SPACES)}, or a "
-            ".yaml file in ARLBench's form."
-        )
-    return SEARCH_SPACES[str(name)](seed)

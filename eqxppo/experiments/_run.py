@@ -30,6 +30,7 @@ import jax
 import jax.random as jr
 import numpy as np
 
+from .._counts import budget_or_defaults
 from .._csv import write_csv
 from .._lock import folder_lock
 from .._settings import as_recorded, differences
@@ -151,9 +152,7 @@ def _agent(job: Job, env: Any, eval_env: Any) -> PPO:
 
 
 def _budget(job: Job) -> dict[str, int]:
-    return {"n_total_timesteps": job.autorl["n_total_timesteps"],
-            "n_eval_steps": job.autorl["n_eval_steps"],
-            "n_eval_episodes": job.autorl["n_eval_episodes"]}  # fmt: skip
+    return budget_or_defaults(job.autorl)._asdict()
 
 
 def _same_but_seed(a: Job, b: Job) -> bool:

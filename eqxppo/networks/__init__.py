@@ -3,7 +3,6 @@
 from ._actor_critic import ACTIVATION_FNS as ACTIVATION_FNS
 from ._actor_critic import AbstractActorCritic as AbstractActorCritic
 from ._actor_critic import kernels_of as kernels_of
-from ._actor_critic import with_kernels as with_kernels
 from ._cnn import CNNActorCritic as CNNActorCritic
 from ._cnn import NatureCNNEncoder as NatureCNNEncoder
 from ._distributions import AbstractDistribution as AbstractDistribution

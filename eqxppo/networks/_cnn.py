@@ -82,12 +82,12 @@ class NatureCNNEncoder(eqx.Module):
         activation: Callable[[Array], Array],
         *,
         key: PRNGKeyArray,
-        kernels: _xla_cpu.Kernels | None = None,
+        kernels: _xla_cpu.Kernels = "plain",
     ):
         keys = iter(jr.split(key, 2 * len(_NATURE_LAYERS) + 2))
         self.convs, self.dense = nature_trunk(obs_shape, hidden_size, keys)
         self.activation = activation
-        self.kernels = _xla_cpu.default_kernels() if kernels is None else kernels
+        self.kernels = _xla_cpu.check_kernels(kernels)
 
     def __call__(self, obs: Float[Array, "height width channels"]) -> Float[Array, " hidden"]:
         return trunk_features(self.convs, self.dense, self.activation, self.kernels, obs)
@@ -102,8 +102,7 @@ class CNNActorCritic(AbstractActorCritic):
     smaller images (MinAtar's 10x10) use SAME padding so every layer keeps a positive size.
     Observations are not rescaled (ARLBench divides by 255; gymnax images are 0/1).
     `kernels` (static): `"plain"` Equinox convolutions, or `"cpu"`, convolutions as a
-    gather of patches times the kernel (`eqxppo._xla_cpu`); default
-    `_xla_cpu.default_kernels()`.
+    gather of patches times the kernel (`eqxppo._xla_cpu`); `"plain"` unless given.
     """
 
     convs: tuple[eqx.nn.Conv2d, ...]
@@ -123,7 +122,7 @@ class CNNActorCritic(AbstractActorCritic):
         activation: Callable[[Array], Array],
         *,
         key: PRNGKeyArray,
-        kernels: _xla_cpu.Kernels | None = None,
+        kernels: _xla_cpu.Kernels = "plain",
     ):
         keys = iter(jr.split(key, 2 * len(_NATURE_LAYERS) + 6))
         self.convs, self.dense = nature_trunk(obs_shape, hidden_size, keys)  # pyright: ignore[reportAttributeAccessIssue]
@@ -133,7 +132,7 @@ class CNNActorCritic(AbstractActorCritic):
         self.critic_head = init_layer(critic, 1.0, key=next(keys))  # pyright: ignore[reportAttributeAccessIssue]
         self.log_std = None if discrete else jnp.zeros((action_dim,), jnp.float32)
         self.activation = activation
-        self.kernels = _xla_cpu.default_kernels() if kernels is None else kernels
+        self.kernels = _xla_cpu.check_kernels(kernels)
 
     def features(self, obs: Float[Array, "height width channels"]) -> Float[Array, " hidden"]:
         """The trunk's output for one channels-last image."""

@@ -2,7 +2,6 @@
 
 from jaxtyping import PRNGKeyArray
 
-from .. import _xla_cpu
 from ..configspaces import NetworkConfig
 from ..envs import ActionSpec
 from ._actor_critic import ACTIVATION_FNS, AbstractActorCritic
@@ -17,7 +16,6 @@ def make_network(
     action_spec: ActionSpec,
     *,
     key: PRNGKeyArray,
-    kernels: _xla_cpu.Kernels | None = None,
 ) -> AbstractActorCritic:
     """A freshly initialised actor-critic: NatureCNN if `cnn_policy`, else the MLP; with
     `network_config.recurrent` a `RecurrentActorCritic` (the same encoder, then the core).
@@ -28,10 +26,14 @@ def make_network(
     - `obs_shape`: one observation's shape: `(obs_dim,)` for the MLP, `(H, W, C)` for the CNN.
     - `action_spec`: discrete or continuous, and the action dimension.
     - `key`: initialisation key.
-    - `kernels`: `"cpu"` or `"plain"` forms of the network's computation, held by the
-      network as a static field; default `eqxppo._xla_cpu.default_kernels()`
-      (`EQXPPO_KERNELS`, else the CPU forms on the CPU). The parameters do not depend on it.
+
+    The network holds `network_config.kernels` as a static field; an unresolved config
+    (`kernels=None`) is resolved here (`NetworkConfig.resolved`), which reads
+    `EQXPPO_KERNELS` and the backend: call it on a resolved config inside traced code.
+    The parameters do not depend on the kernels.
     """
+    kernels = network_config.resolved().kernels
+    assert kernels is not None  # resolved
     activation = ACTIVATION_FNS[network_config.activation]
     if network_config.cnn_policy and len(obs_shape) != 3:
         raise ValueError(f"cnn_policy needs observations of shape (H, W, C), got {obs_shape}.")

@@ -23,7 +23,7 @@ class MLPActorCritic(AbstractActorCritic):
 
     `kernels` (static) says which forms compute it: `"plain"` Equinox, or `"cpu"`, the
     XLA:CPU forms of `eqxppo._xla_cpu` (same values and gradients, faster on the CPU);
-    default `_xla_cpu.default_kernels()`, resolved here, once.
+    `"plain"` unless given (`make_network` passes the configuration's).
     """
 
     actor: eqx.nn.MLP
@@ -41,7 +41,7 @@ class MLPActorCritic(AbstractActorCritic):
         activation: Callable[[Array], Array],
         *,
         key: PRNGKeyArray,
-        kernels: _xla_cpu.Kernels | None = None,
+        kernels: _xla_cpu.Kernels = "plain",
     ):
         actor_key, critic_key, actor_init, critic_init = jr.split(key, 4)
         actor = eqx.nn.MLP(obs_dim, action_dim, hidden_size, 2, activation, key=actor_key)
@@ -50,7 +50,7 @@ class MLPActorCritic(AbstractActorCritic):
         self.critic = init_mlp(critic, 1.0, key=critic_init)
         self.log_std = None if discrete else jnp.zeros((action_dim,), jnp.float32)
         self.discrete = discrete
-        self.kernels = _xla_cpu.default_kernels() if kernels is None else kernels
+        self.kernels = _xla_cpu.check_kernels(kernels)
 
     def policy(self, obs: Float[Array, " obs_dim"]) -> AbstractDistribution:
         head = _xla_cpu.mlp_forward(self.actor, obs) if self.kernels == "cpu" else self.actor(obs)
@@ -60,10 +60,10 @@ class MLPActorCritic(AbstractActorCritic):
         return _xla_cpu.mlp_forward(self.critic, obs) if self.kernels == "cpu" else self.critic(obs)
 
     def forward_batch(
-        self, obs: Float[Array, "batch obs_dim"]
+        self, obs: Float[Array, "batch obs_dim"], hidden: None = None
     ) -> tuple[AbstractDistribution, Float[Array, " batch"]]:
         if self.kernels != "cpu":
-            return super().forward_batch(obs)
+            return super().forward_batch(obs, hidden)
         head = _xla_cpu.mlp_forward_batch(self.actor, obs)
         dist = jax.vmap(action_distribution, in_axes=(0, None))(head, self.log_std)
         return dist, _xla_cpu.mlp_forward_batch(self.critic, obs)[:, 0]

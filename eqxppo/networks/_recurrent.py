@@ -30,10 +30,11 @@ Cell = Literal["gru", "lstm"]
 class AbstractRecurrentActorCritic(AbstractActorCritic):
     """An actor-critic with memory: a policy and a value of the observations so far.
 
-    A subclass gives `hidden_shape` and `step`; `sequence` (what PPO's loss calls) has a
-    plain form here, a scan of `step`, which a subclass may replace by a faster one with
-    the same values and gradients. `policy(obs)` and `value(obs)` are the agent at an
-    episode's first observation (from `initial_hidden()`).
+    A subclass gives `hidden_shape` and `step`; the hidden state of one environment is
+    one array of `hidden_shape`, zeros at an episode's first observation. `sequence`
+    (what PPO's loss calls) has a plain form here, a scan of `step`, which a subclass
+    may replace by a faster one with the same values and gradients. `policy(obs)` and
+    `value(obs)` are the agent at an episode's first observation.
     """
 
     @property
@@ -57,18 +58,21 @@ class AbstractRecurrentActorCritic(AbstractActorCritic):
     def value(self, obs: Float[Array, "*obs_shape"]) -> Scalar:
         return self.step(self.initial_hidden(), obs)[2]
 
+    def forward_batch(
+        self,
+        obs: Float[Array, "batch *obs_shape"],
+        hidden: Float[Array, "batch *hidden_shape"] | None = None,
+    ) -> tuple[AbstractDistribution, Float[Array, " batch"]]:
+        if hidden is None:
+            return jax.vmap(self)(obs)
+        return jax.vmap(lambda h, o: self.step(h, o)[1:])(hidden, obs)
+
     def sequence(
         self,
         hidden: Float[Array, "*hidden_shape"],
         obs: Float[Array, "time *obs_shape"],
         starts: Bool[Array, " time"],
     ) -> tuple[AbstractDistribution, Float[Array, " time"]]:
-        """Policies and values along one environment's observations, from `hidden`.
-
-        Where `starts[t]` the hidden state is reset to zeros before observation `t` (an
-        episode began there).
-        """
-
         def one(h, inputs):
             o, start = inputs
             h, dist, value = self.step(jnp.where(start, self.initial_hidden(), h), o)
@@ -112,12 +116,11 @@ class RecurrentActorCritic(AbstractRecurrentActorCritic):
         cell: Cell,
         *,
         key: PRNGKeyArray,
-        kernels: _xla_cpu.Kernels | None = None,
+        kernels: _xla_cpu.Kernels = "plain",
     ):
         enc_key, enc_init, core_key, actor_key, critic_key, actor_init, critic_init = jr.split(
             key, 7
         )
-        kernels = _xla_cpu.default_kernels() if kernels is None else kernels
         if len(obs_shape) == 3:
             h, w, c = obs_shape
             self.encoder = NatureCNNEncoder((h, w, c), hidden_size, activation, key=enc_key,

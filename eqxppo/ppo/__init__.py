@@ -29,7 +29,6 @@ from ._ppo import PPO as PPO
 from ._predict import predict as predict
 from ._predict import predict_recurrent as predict_recurrent
 from ._rollout import Rollout as Rollout
-from ._rollout import collect_recurrent_rollout as collect_recurrent_rollout
 from ._rollout import collect_rollout as collect_rollout
 from ._rollout import episode_starts as episode_starts
 from ._rollout import rollout_values as rollout_values

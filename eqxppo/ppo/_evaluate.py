@@ -6,8 +6,8 @@ import jax.random as jr
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ..envs import AbstractEnvironment, NormalizerState
-from ..networks import AbstractActorCritic, AbstractRecurrentActorCritic
-from ._rollout import clip_action, maybe_normalize
+from ..networks import AbstractActorCritic
+from ._rollout import clip_action, maybe_normalize, per_env
 
 
 def evaluate(
@@ -25,8 +25,8 @@ def evaluate(
     Each episode runs in its own copy of `env` until it terminates or is truncated; the
     loop stops when all have ended, and never runs past `env.max_episode_steps` steps.
     `key` must not be a training key (`train` splits a fresh one for each evaluation).
-    A recurrent network starts each episode from zero hidden states and carries them
-    through it.
+    Each episode starts from the network's initial hidden state and carries its hidden
+    state through the episode.
     """
     env = env.with_n_envs(n_episodes)
     reset_key, loop_key = jr.split(key)
@@ -35,10 +35,7 @@ def evaluate(
 
     def act(obs, hidden, key):
         obs = maybe_normalize(normalizer_state, obs, normalize_observations)
-        if isinstance(network, AbstractRecurrentActorCritic):
-            hidden, dist, _ = network.step(hidden, obs)
-        else:
-            dist = network.policy(obs)
+        hidden, dist, _ = network.step(hidden, obs)
         return (dist.mode() if deterministic else dist.sample(key)), hidden
 
     def cond(carry):
@@ -54,9 +51,7 @@ def evaluate(
         done = done | step.terminated | step.truncated
         return t + 1, env_state, step.obs, hidden, returns, done, key
 
-    hidden = None
-    if isinstance(network, AbstractRecurrentActorCritic):
-        hidden = jnp.zeros((n_episodes, *network.hidden_shape), jnp.float32)
+    hidden = per_env(network.initial_hidden(), n_episodes)
     init = (
         jnp.zeros((), jnp.int32),
         env_state,

@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 from jax import lax
-from jaxtyping import Array, Bool, Float, Real, Scalar
+from jaxtyping import Array, Bool, Float, PyTree, Real, Scalar
 
 from .._sums import fixed_mean, fixed_sum, fixed_var
 from ..configspaces import PPOHyperparams
-from ..networks import AbstractActorCritic, AbstractDistribution, AbstractRecurrentActorCritic
+from ..networks import AbstractActorCritic, AbstractDistribution
 
 
 class Batch(eqx.Module):
@@ -22,12 +22,12 @@ class Batch(eqx.Module):
     `weight` (1 or 0 per sample) leaves out transitions that must not train the agent
     (an envpool step that only reset its environment); `None` means every sample counts.
 
-    A recurrent agent's batch holds whole sequences: the leading axis counts
+    An agent with memory trains on whole sequences: the leading axis counts
     environments and every sample field has a `time` axis after it (`obs` is
-    `(batch, time, *obs_shape)`; a feed-forward batch has no `time` axis); `hidden` is
-    each sequence's hidden state before its first step and `starts` marks the steps
-    where an episode began (the hidden state restarts there). Both are `None` in a
-    feed-forward batch.
+    `(batch, time, *obs_shape)`); `hidden` is each sequence's hidden state before its
+    first step and `starts` marks the steps where an episode began (the hidden state
+    restarts there). A batch of single transitions (an agent without memory) has no
+    `time` axis, and both are `None`.
     """
 
     obs: Float[Array, "batch *obs_shape"]
@@ -37,7 +37,7 @@ class Batch(eqx.Module):
     advantages: Float[Array, "batch *time"]
     targets: Float[Array, "batch *time"]
     weight: Float[Array, "batch *time"] | None = None
-    hidden: Float[Array, "batch *hidden_shape"] | None = None
+    hidden: PyTree[Array] = None
     starts: Bool[Array, "batch time"] | None = None
 
     def samples(self) -> "Batch":
@@ -57,12 +57,8 @@ def policy_and_value(
     """The network's policy and value at every transition of `batch`, in the order of
     `batch.samples()`: `network.forward_batch` of the observations, or for a sequence
     batch each sequence re-run from its hidden state (`network.sequence`)."""
-    if batch.hidden is None or batch.starts is None:
+    if batch.starts is None:
         return network.forward_batch(batch.obs)
-    if not isinstance(network, AbstractRecurrentActorCritic):
-        raise TypeError(
-            f"A sequence batch needs a recurrent network, got {type(network).__name__}."
-        )
     dist, value = jax.vmap(network.sequence)(batch.hidden, batch.obs, batch.starts)
     merge = lambda x: x.reshape(-1, *x.shape[2:])
     return jtu.tree_map(merge, dist), merge(value)
@@ -129,9 +125,9 @@ def ppo_loss(
     return total, (value_loss, actor_loss, entropy)
 
 
-# What `train` can take in place of `ppo_loss`: a minibatch's loss to minimise and the
-# three terms PPO's metrics report, from the network, the minibatch and the traced
-# hyperparameters.
-LossFn: TypeAlias = Callable[
-    [AbstractActorCritic, Batch, PPOHyperparams], tuple[Scalar, tuple[Scalar, Scalar, Scalar]]
-]
+# What `train`, `PPO` and `Population` can take in place of `ppo_loss`: a minibatch's
+# loss to minimise and any pytree of extra outputs (PPO's: its three terms), from the
+# network, the minibatch and the traced hyperparameters. The extras are reported per
+# minibatch (`PPOMetrics.loss[1]`), and every leaf of them is checked by the
+# divergence guard.
+LossFn: TypeAlias = Callable[[AbstractActorCritic, Batch, PPOHyperparams], tuple[Scalar, PyTree]]

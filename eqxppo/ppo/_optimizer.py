@@ -1,8 +1,10 @@
-"""PPO's optimizer: global-norm clipping, Adam (eps 1e-5), learning rate, all traced."""
+"""PPO's optimizer (global-norm clipping, Adam with eps 1e-5, the learning rate, all
+traced) and what `optimizer=` takes in its place."""
 
 from collections.abc import Callable
 from typing import TypeAlias
 
+import equinox as eqx
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import optax
@@ -39,12 +41,11 @@ def clip_by_global_norm(max_norm: Float[Array, ""]) -> optax.GradientTransformat
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def make_optimizer(hparams: PPOHyperparams) -> optax.GradientTransformation:
-    """The optimizer for `hparams`, rebuilt at each update from traced values.
-
-    Its state's structure does not depend on the values, so one optimizer state serves
-    every learning rate and clipping norm; new values never recompile.
-    """
+def ppo_transformation(hparams: PPOHyperparams) -> optax.GradientTransformation:
+    """PPO's optimizer for `hparams`: clip to the global norm `max_grad_norm`, Adam
+    (eps 1e-5), the learning rate. Rebuilt at each update from traced values; its
+    state's structure does not depend on them, so one optimizer state serves every
+    learning rate and clipping norm, and new values never recompile."""
     return optax.chain(
         clip_by_global_norm(hparams.max_grad_norm),
         optax.scale_by_adam(eps=1e-5),
@@ -52,7 +53,32 @@ def make_optimizer(hparams: PPOHyperparams) -> optax.GradientTransformation:
     )
 
 
-# What `init` and `train` can take in place of `make_optimizer`: an optax transformation
-# built from the traced hyperparameters at each update. Its state's structure must not
-# depend on their values (the state is made once, by `init`).
+# What `init`, `train`, `PPO` and `Population` take as `optimizer=`: an optax
+# transformation built from the traced hyperparameters at each update. It sees the
+# network's parameters as optax does, a tree (`PPOTrainState.params`), so per-leaf
+# transformations (`optax.multi_transform`, `optax.masked`, LAMB's trust ratio) mean
+# what they mean in optax. Its state's structure must not depend on the values (the
+# state is made once, by `init`).
 OptimizerFactory: TypeAlias = Callable[[PPOHyperparams], optax.GradientTransformation]
+
+
+class Elementwise(eqx.Module):
+    """An optimizer factory whose transformations treat every parameter entry alike:
+    each step elementwise, or over all entries together (a global norm), as
+    `ppo_transformation`'s are.
+
+    For such a transformation the parameter tree's leaves may as well be one vector,
+    and the update runs it so (`ppo/_params.py`): a minibatch step is then one
+    gradient, one norm and one Adam kernel instead of one per leaf. Wrap only factories
+    that hold this: a per-leaf transformation given the vector would silently do
+    something else. Calling the wrapper calls the factory.
+    """
+
+    factory: OptimizerFactory = eqx.field(static=True)
+
+    def __call__(self, hparams: PPOHyperparams) -> optax.GradientTransformation:
+        return self.factory(hparams)
+
+
+# PPO's optimizer, the default everywhere: `ppo_transformation`, run on the vector.
+make_optimizer = Elementwise(ppo_transformation)

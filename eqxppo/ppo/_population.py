@@ -13,18 +13,19 @@ from jaxtyping import Array, Key, jaxtyped
 
 from ..configspaces import NetworkConfig, PPOConfig, PPOHyperparams
 from ..envs import AbstractEnvironment
-from ._init import init
+from ._init import init, resolve_kernels
+from ._optimizer import OptimizerFactory, make_optimizer
 from ._state import PPORunnerState, PPOState, PPOTrainingResult
 from ._train import train
 
 
-@eqx.filter_jit
-@jaxtyped(typechecker=beartype)
 def init_population(
     keys: Key[Array, " n_members"],
     env: AbstractEnvironment,
     network_config: NetworkConfig,
     hparams: PPOHyperparams,
+    *,
+    optimizer: OptimizerFactory = make_optimizer,
 ) -> PPOState:
     """Initialise one member per key, each with its own row of `hparams`.
 
@@ -37,9 +38,23 @@ def init_population(
     **Returns:**
 
     A `PPOState` whose runner state has a leading member axis on every leaf; member `i`
-    equals `init(keys[i], env, network_config, hparams[i])`.
+    equals `init(keys[i], env, network_config, hparams[i], optimizer=optimizer)`.
     """
-    return eqx.filter_vmap(lambda key, h: init(key, env, network_config, h))(keys, hparams)
+    # The kernels are chosen here, outside the trace (`init` would choose them inside).
+    return _init_population(keys, env, resolve_kernels(network_config), hparams, optimizer)
+
+
+@eqx.filter_jit
+@jaxtyped(typechecker=beartype)
+def _init_population(
+    keys: Key[Array, " n_members"],
+    env: AbstractEnvironment,
+    network_config: NetworkConfig,
+    hparams: PPOHyperparams,
+    optimizer: OptimizerFactory,
+) -> PPOState:
+    one = lambda key, h: init(key, env, network_config, h, optimizer=optimizer)
+    return eqx.filter_vmap(one)(keys, hparams)
 
 
 @eqx.filter_jit

@@ -74,8 +74,8 @@ class Population:
 
     - `hpo_configs`: one `Configuration` or mapping per configuration.
     - `env` and `spec_options` (`eval_env`, `cnn_policy`, `nas_config`,
-      `deterministic_eval`, `track_metrics`, `track_trajectories`): as for `PPO`, shared
-      by all members; they make one `AgentSpec` (`self.spec`).
+      `deterministic_eval`, `track_metrics`, `track_trajectories`, `loss`, `optimizer`):
+      as for `PPO`, shared by all members; they make one `AgentSpec` (`self.spec`).
     - `seeds`: the seeds every configuration runs with; member `(i, j)` starts from
       `jax.random.fold_in(key, seeds[j])`, so it matches a single `PPO` run started from
       that key, and members with the same seed share initial weights and environments.
@@ -175,7 +175,10 @@ class Population:
                 g, [jr.fold_in(key, self.member_seeds[m]) for m in group.members]
             )
             hparams = self.layout.stack(g, [self._hparams[m] for m in group.members])
-            state = init_population(keys, self.spec.env, self.spec.network_config, hparams)
+            state = init_population(
+                keys, self.spec.env, self.spec.network_config, hparams,
+                optimizer=self.spec.optimizer,
+            )  # fmt: skip
             groups.append(state.runner_state)
         return PopulationState(tuple(groups))
 

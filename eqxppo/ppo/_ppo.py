@@ -14,9 +14,11 @@ from .. import configspaces
 from .._counts import Count, as_count
 from ..configspaces import NetworkConfig, parse_hpo_config
 from ..envs import AbstractEnvironment
-from ..networks import AbstractActorCritic, AbstractRecurrentActorCritic, make_network
+from ..networks import AbstractActorCritic, make_network
 from ._evaluate import evaluate
 from ._init import init
+from ._loss import LossFn, ppo_loss
+from ._optimizer import OptimizerFactory, make_optimizer
 from ._population_facade import Population, PopulationState
 from ._predict import predict, predict_recurrent
 from ._spec import AgentSpec
@@ -48,6 +50,11 @@ class PPO:
     - `deterministic_eval`: evaluate with the policy's mode.
     - `track_trajectories`, `track_metrics`: fill `PPOTrainingResult.trajectories` /
       `.metrics` (memory grows with the budget).
+    - `loss`: the minibatch objective (`ppo_loss` by default; any `LossFn`: the loss and
+      a pytree of extras, reported as `metrics.loss`).
+    - `optimizer`: the optimizer factory (`make_optimizer`, PPO's clipped Adam, by
+      default; any `OptimizerFactory`, which sees the parameter tree as optax does:
+      `optax.multi_transform` / `optax.masked` work per leaf).
     """
 
     name: str = "ppo"
@@ -62,6 +69,9 @@ class PPO:
         deterministic_eval: bool = True,
         track_trajectories: bool = False,
         track_metrics: bool = False,
+        *,
+        loss: LossFn = ppo_loss,
+        optimizer: OptimizerFactory = make_optimizer,
     ) -> None:
         spec = AgentSpec.create(
             env,
@@ -71,6 +81,8 @@ class PPO:
             deterministic_eval=deterministic_eval,
             track_metrics=track_metrics,
             track_trajectories=track_trajectories,
+            loss=loss,
+            optimizer=optimizer,
         )
         self._set(spec, hpo_config)
 
@@ -142,27 +154,22 @@ class PPO:
     @property
     def minibatch_size(self) -> int:
         """Transitions per minibatch: `minibatch_size` clamped to the rollout size, or for
-        a recurrent agent whole sequences (`PPOConfig.sequences_per_minibatch` times
-        `n_steps`)."""
-        n_envs = self.env.n_envs
-        if self.network_config.is_recurrent:
-            return self.config.sequences_per_minibatch(n_envs) * self.config.n_steps
-        return self.config.effective_minibatch_size(n_envs)
+        a recurrent agent whole sequences of `n_steps` (`PPOConfig.minibatches`)."""
+        sequences = self.hidden_shape is not None
+        per_minibatch = self.config.minibatches(self.env.n_envs, sequences=sequences)[1]
+        return per_minibatch * (self.config.n_steps if sequences else 1)
 
     @property
     def n_minibatches(self) -> int:
         """Minibatches per epoch (the remainder of each shuffle is dropped)."""
-        if self.network_config.is_recurrent:
-            return self.config.n_sequence_minibatches(self.env.n_envs)
-        return self.config.n_minibatches(self.env.n_envs)
+        sequences = self.hidden_shape is not None
+        return self.config.minibatches(self.env.n_envs, sequences=sequences)[2]
 
     @property
     def hidden_shape(self) -> tuple[int, ...] | None:
         """One environment's hidden state shape for a recurrent agent, else `None`."""
-        network = self.spec.abstract_network
-        if isinstance(network, AbstractRecurrentActorCritic):
-            return network.hidden_shape
-        return None
+        hidden = self.spec.abstract_network.initial_hidden()
+        return None if hidden is None else tuple(hidden.shape)
 
     def initial_hidden(self, batch_shape: tuple[int, ...] = ()) -> Float[Array, "..."]:
         """Zero hidden states `(*batch_shape, *hidden_shape)`: what a recurrent agent
@@ -243,6 +250,7 @@ class PPO:
             self.hparams,
             network=network_params,
             opt_state=opt_state,
+            optimizer=self.spec.optimizer,
         )
 
     def train(

@@ -3,11 +3,11 @@
 import equinox as eqx
 import jax
 import jax.random as jr
+import jax.tree_util as jtu
 from beartype import beartype
-from jaxtyping import Array, Float, PRNGKeyArray, Real, jaxtyped
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Real, jaxtyped
 
 from ..envs import AbstractEnvironment
-from ..networks import AbstractRecurrentActorCritic
 from ._rollout import clip_action, maybe_normalize
 from ._state import PPORunnerState
 
@@ -53,22 +53,40 @@ def predict(
     `ValueError` for a recurrent network, whose action depends on the hidden state:
     use `predict_recurrent`.
     """
-    network = runner_state.train_state.network
-    if isinstance(network, AbstractRecurrentActorCritic):
+    if runner_state.train_state.network.initial_hidden() is not None:
         raise ValueError(
             "A recurrent policy's action depends on its hidden state: use "
             "`predict_recurrent` (or `PPO.predict(..., hidden=...)`)."
         )
+    return _act(runner_state, obs, None, key, env, deterministic=deterministic)[0]
+
+
+def _act(
+    runner_state: PPORunnerState,
+    obs: Array,
+    hidden: PyTree[Array],
+    key: PRNGKeyArray,
+    env: AbstractEnvironment,
+    *,
+    deterministic: bool,
+) -> tuple[Array, PyTree[Array]]:
+    """Actions for `(*batch, *obs_shape)` observations after `(*batch, ...)` hidden
+    states, and the hidden states after them."""
+    network = runner_state.train_state.network
     batch_shape = _batch_shape(obs, env.observation_shape)
     flat = _normalized(runner_state, obs, env)
+    flat_hidden = jtu.tree_map(
+        lambda h: h.reshape(flat.shape[0], *h.shape[len(batch_shape) :]), hidden
+    )
 
-    def act(o, k):
-        dist = network.policy(o)
-        return dist.mode() if deterministic else dist.sample(k)
+    def act(h, o, k):
+        h, dist, _ = network.step(h, o)
+        return (dist.mode() if deterministic else dist.sample(k)), h
 
-    actions = jax.vmap(act)(flat, jr.split(key, flat.shape[0]))
+    actions, new_hidden = jax.vmap(act)(flat_hidden, flat, jr.split(key, flat.shape[0]))
     actions = clip_action(actions, env.action_spec)
-    return actions.reshape(*batch_shape, *actions.shape[1:])
+    new_hidden = jtu.tree_map(lambda h, n: n.reshape(h.shape), hidden, new_hidden)
+    return actions.reshape(*batch_shape, *actions.shape[1:]), new_hidden
 
 
 def _normalized(runner_state: PPORunnerState, obs: Array, env: AbstractEnvironment) -> Array:
@@ -105,23 +123,15 @@ def predict_recurrent(
     with the next observations (reset them to zeros where an episode starts).
     """
     network = runner_state.train_state.network
-    if not isinstance(network, AbstractRecurrentActorCritic):
+    initial = network.initial_hidden()
+    if initial is None:
         raise ValueError(
             f"predict_recurrent needs a recurrent network, got {type(network).__name__}."
         )
     batch_shape = _batch_shape(obs, env.observation_shape)
-    if tuple(hidden.shape) != (*batch_shape, *network.hidden_shape):
+    if tuple(hidden.shape) != (*batch_shape, *initial.shape):
         raise ValueError(
             f"hidden has shape {tuple(hidden.shape)}; expected (*batch, *hidden_shape) = "
-            f"{(*batch_shape, *network.hidden_shape)}."
+            f"{(*batch_shape, *initial.shape)}."
         )
-    flat = _normalized(runner_state, obs, env)
-    flat_hidden = hidden.reshape(-1, *network.hidden_shape)
-
-    def act(h, o, k):
-        h, dist, _ = network.step(h, o)
-        return (dist.mode() if deterministic else dist.sample(k)), h
-
-    actions, new_hidden = jax.vmap(act)(flat_hidden, flat, jr.split(key, flat.shape[0]))
-    actions = clip_action(actions, env.action_spec)
-    return actions.reshape(*batch_shape, *actions.shape[1:]), new_hidden.reshape(hidden.shape)
+    return _act(runner_state, obs, hidden, key, env, deterministic=deterministic)

@@ -1,36 +1,55 @@
 """Collect `n_steps` transitions from `n_envs` environments with the current policy.
 
-`collect_rollout` runs a feed-forward policy; `collect_recurrent_rollout` a recurrent one,
-carrying each environment's hidden state. `rollout_values` gives both the values GAE
-needs.
+One rollout for every network: each environment's hidden state is carried from step to
+step (`None`, a pytree without leaves, for a network without memory). `rollout_values`
+gives the values GAE needs.
 """
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import jax.tree_util as jtu
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree, Real
 
 from ..envs import AbstractEnvironment, ActionSpec, EnvStep, NormalizerState, normalize
-from ..networks import AbstractActorCritic, AbstractDistribution, AbstractRecurrentActorCritic
+from ..networks import AbstractActorCritic, AbstractDistribution
 
 
 class Rollout(eqx.Module):
     """What the policy did and saw at one step.
 
     Built per step with fields `(n_envs, ...)`; the rollout's `scan` stacks the steps, so
-    its result has fields `(n_steps, n_envs, ...)`. A feed-forward rollout leaves
-    `value` and `hidden` `None` (its values come afterwards, in one batched pass); a
-    recurrent one stores `V(obs)` as the step computed it and the hidden state after
-    the step (before any reset), from which `V(final_obs)` is computed afterwards.
+    its result has fields `(n_steps, n_envs, ...)`. `hidden` is the hidden state each
+    environment's step began from, `next_hidden` the one after the step (before any
+    restart): the values of `obs` and of `step.final_obs` are read from them, afterwards,
+    in one batched pass (`rollout_values`). Both are `None` for a network without
+    memory.
     """
 
     obs: Float[Array, "n_envs *obs_shape"]
     action: Real[Array, "n_envs *action_shape"]
     log_prob: Float[Array, " n_envs"]
     step: EnvStep
-    value: Float[Array, " n_envs"] | None = None
-    hidden: Float[Array, "n_envs *hidden_shape"] | None = None
+    hidden: PyTree[Array] = None
+    next_hidden: PyTree[Array] = None
+
+
+def per_env(hidden: PyTree[Array], n: int) -> PyTree[Array]:
+    """One environment's hidden state (`network.initial_hidden()`) for `n` environments."""
+    return jtu.tree_map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), hidden)
+
+
+def restart(
+    starts: Bool[Array, " n_envs"], initial: PyTree[Array], hidden: PyTree[Array]
+) -> PyTree[Array]:
+    """`hidden` with the environments where `starts` back at `initial` (one
+    environment's hidden state)."""
+
+    def one(zero: Array, h: Array) -> Array:
+        return jnp.where(starts.reshape(-1, *(1,) * zero.ndim), zero, h)
+
+    return jtu.tree_map(one, initial, hidden)
 
 
 def clip_action(action: Array, spec: ActionSpec) -> Array:
@@ -79,79 +98,41 @@ def collect_rollout(
     env: AbstractEnvironment,
     env_state: PyTree,
     obs: Float[Array, "n_envs *obs_shape"],
+    hidden: PyTree[Array],
     key: PRNGKeyArray,
     n_steps: int,
     *,
     normalize_observations: bool | Bool[Array, ""],
-) -> tuple[tuple[PyTree, Float[Array, "n_envs *obs_shape"]], Rollout]:
+) -> tuple[tuple[PyTree, Float[Array, "n_envs *obs_shape"], PyTree[Array]], Rollout]:
     """Step the environments `n_steps` times, sampling actions from the policy.
 
-    Only the actor runs per step: values of every observation are computed afterwards
-    in one batched critic pass (`ppo.update`), which halves the per-step network work
-    of the MLP's separate towers. Continuous actions are clipped to the box before the
-    environment sees them; the unclipped sample is stored, as its log-probability is.
+    `hidden` is each environment's hidden state before `obs` (`(n_envs, ...)` leaves;
+    `None` for a network without memory). Each step advances it on the observation
+    (`network.step`) and samples from the policy; after the environments step, it
+    restarts from `network.initial_hidden()` where an episode begins
+    (`episode_starts`). Only the actor's output is used per step (the values come
+    afterwards, in one batched pass: `rollout_values`), so for the MLP's separate
+    towers the critic is not run here at all. Continuous actions are clipped to the box
+    before the environment sees them; the unclipped sample is stored, as its
+    log-probability is.
 
     **Returns:**
 
-    `((env_state, obs), rollout)`: where the environments are now, and what happened.
+    `((env_state, obs, hidden), rollout)`: where the environments are now (the hidden
+    state the next rollout starts from), and what happened.
     """
     spec = env.action_spec
-
-    def one_step(carry, step_key):
-        env_state, obs = carry
-        policy_key, env_key = jr.split(step_key)
-        dist = jax.vmap(network.policy)(
-            maybe_normalize(normalizer_state, obs, normalize_observations)
-        )
-        action, log_prob = _sample(dist, policy_key, env.n_envs)
-        env_state, step = env.step(env_state, clip_action(action, spec), env_key)
-        return (env_state, step.obs), Rollout(obs, action, log_prob, step)
-
-    return jax.lax.scan(one_step, (env_state, obs), jr.split(key, n_steps))
-
-
-def collect_recurrent_rollout(
-    network: AbstractRecurrentActorCritic,
-    normalizer_state: NormalizerState,
-    env: AbstractEnvironment,
-    env_state: PyTree,
-    obs: Float[Array, "n_envs *obs_shape"],
-    hidden: Float[Array, "n_envs *hidden_shape"],
-    key: PRNGKeyArray,
-    n_steps: int,
-    *,
-    normalize_observations: bool | Bool[Array, ""],
-) -> tuple[
-    tuple[PyTree, Float[Array, "n_envs *obs_shape"], Float[Array, "n_envs *hidden_shape"]],
-    Rollout,
-]:
-    """`collect_rollout` for a recurrent policy: `hidden` is each environment's hidden
-    state before `obs`.
-
-    Each step advances the hidden state on the observation, samples from the policy
-    and stores the value read from the same hidden state; after the environments step,
-    the hidden state restarts from zeros where an episode begins (`episode_starts`).
-    The hidden state returned is the one the next rollout starts from; the one the
-    update re-runs its sequences from is the `hidden` given here.
-
-    **Returns:**
-
-    `((env_state, obs, hidden), rollout)`.
-    """
-    spec = env.action_spec
-    zeros = network.initial_hidden()
+    initial = network.initial_hidden()
 
     def one_step(carry, step_key):
         env_state, obs, hidden = carry
         policy_key, env_key = jr.split(step_key)
         norm_obs = maybe_normalize(normalizer_state, obs, normalize_observations)
-        hidden, dist, value = jax.vmap(network.step)(hidden, norm_obs)
+        next_hidden, dist, _ = jax.vmap(network.step)(hidden, norm_obs)
         action, log_prob = _sample(dist, policy_key, env.n_envs)
         env_state, step = env.step(env_state, clip_action(action, spec), env_key)
-        starts = episode_starts(step).reshape(-1, *(1,) * len(zeros.shape))
-        next_hidden = jnp.where(starts, zeros, hidden)
-        rollout = Rollout(obs, action, log_prob, step, value=value, hidden=hidden)
-        return (env_state, step.obs, next_hidden), rollout
+        rollout = Rollout(obs, action, log_prob, step, hidden, next_hidden)
+        return (env_state, step.obs, restart(episode_starts(step), initial, next_hidden)), rollout
 
     return jax.lax.scan(one_step, (env_state, obs, hidden), jr.split(key, n_steps))
 
@@ -163,26 +144,20 @@ def rollout_values(
     *,
     normalize_observations: bool | Bool[Array, ""],
 ) -> tuple[Float[Array, "n_steps n_envs"], Float[Array, "n_steps n_envs"]]:
-    """`V(obs)` and `V(final_obs)` of every step of a rollout, for GAE.
+    """`V(obs)` and `V(final_obs)` of every step of a rollout, for GAE, in one batched
+    pass (`network.forward_batch`).
 
-    Feed-forward: both in one batched critic pass. Recurrent: `V(obs)` as the rollout
-    stored it; `V(final_obs)` from the hidden state after the step, the one the reached
-    observation would have met had the episode gone on (a truncated step is bootstrapped
-    from it), all steps in one batched pass. Both use the statistics the rollout acted
-    with.
+    `V(obs)` after the hidden state the step began from (the value the step's policy
+    went with); `V(final_obs)` after the hidden state the step left behind, the one the
+    reached observation would have met had the episode gone on (a truncated step is
+    bootstrapped from it). Both use the statistics the rollout acted with.
     """
-    if isinstance(network, AbstractRecurrentActorCritic):
-        assert rollout.value is not None and rollout.hidden is not None
-        final_obs = maybe_normalize(
-            normalizer_state, rollout.step.final_obs, normalize_observations
-        )
-        step_value = lambda h, o: network.step(h, o)[2]
-        return rollout.value, jax.vmap(jax.vmap(step_value))(rollout.hidden, final_obs)
     both = jnp.concatenate([rollout.obs, rollout.step.final_obs])
     both = maybe_normalize(normalizer_state, both, normalize_observations)
+    hidden = jtu.tree_map(lambda a, b: jnp.concatenate([a, b]), rollout.hidden, rollout.next_hidden)
     # One batch through `forward_batch`, the form the loss uses: its products round the
     # same alone and under a population's `vmap`.
-    flat = both.reshape(-1, *both.shape[2:])
-    values = network.forward_batch(flat)[1].reshape(both.shape[:2])
-    value, next_value = jnp.split(values, 2)
+    merge = lambda x: x.reshape(-1, *x.shape[2:])
+    values = network.forward_batch(merge(both), jtu.tree_map(merge, hidden))[1]
+    value, next_value = jnp.split(values.reshape(both.shape[:2]), 2)
     return value, next_value

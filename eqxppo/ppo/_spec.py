@@ -20,6 +20,8 @@ from .._counts import check_budget
 from ..configspaces import NetworkConfig, parse_nas_config
 from ..envs import AbstractEnvironment, make_env
 from ..networks import AbstractActorCritic, make_network
+from ._loss import LossFn, ppo_loss
+from ._optimizer import OptimizerFactory, make_optimizer
 from ._state import tree_layout
 
 
@@ -48,6 +50,8 @@ class AgentSpec:
     deterministic_eval: bool
     track_metrics: bool
     track_trajectories: bool
+    loss: LossFn = ppo_loss
+    optimizer: OptimizerFactory = make_optimizer
 
     @classmethod
     def create(
@@ -60,8 +64,13 @@ class AgentSpec:
         deterministic_eval: bool = True,
         track_metrics: bool = False,
         track_trajectories: bool = False,
+        loss: LossFn = ppo_loss,
+        optimizer: OptimizerFactory = make_optimizer,
     ) -> "AgentSpec":
         """Validate and combine the agent's settings (the arguments of `PPO`).
+
+        The network's kernels are chosen here (`NetworkConfig.resolved`), once, so
+        every program the agent compiles is keyed by them.
 
         **Raises:**
 
@@ -83,10 +92,12 @@ class AgentSpec:
         spec = cls(
             env=env,
             eval_env=eval_env,
-            network_config=parse_nas_config(nas_config, cnn_policy),
+            network_config=parse_nas_config(nas_config, cnn_policy).resolved(),
             deterministic_eval=bool(deterministic_eval),
             track_metrics=bool(track_metrics),
             track_trajectories=bool(track_trajectories),
+            loss=loss,
+            optimizer=optimizer,
         )
         spec.network_layout  # builds the network's shapes: raises if it does not fit
         return spec
@@ -149,10 +160,13 @@ class AgentSpec:
             "deterministic_eval": self.deterministic_eval,
             "track_metrics": self.track_metrics,
             "track_trajectories": self.track_trajectories,
+            "loss": self.loss,
+            "optimizer": self.optimizer,
         }
 
     def metadata(self) -> dict[str, Any]:
-        """JSON-able settings from which `from_metadata` rebuilds this spec."""
+        """JSON-able settings from which `from_metadata` rebuilds this spec (all but
+        the loss and the optimizer, which are code: a loaded agent takes them again)."""
         return {
             "nas_config": self.nas_config,
             "cnn_policy": self.cnn_policy,

@@ -2,7 +2,7 @@
 
 import functools
 from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import equinox as eqx
 import jax
@@ -10,83 +10,68 @@ import jax.numpy as jnp
 import jax.random as jr
 import jax.tree_util as jtu
 import optax
-from jaxtyping import Array, Bool, Float, Int
+from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .._sums import fixed_var
 from .._third_party import third_party_numpy
 from ..configspaces import PPOConfig, PPOHyperparams
 from ..envs import AbstractEnvironment, update_normalizer
-from ..networks import AbstractActorCritic, AbstractRecurrentActorCritic, kernels_of
-from ._flat import flatten_network, flatten_opt_state
+from ..networks import AbstractActorCritic, kernels_of
 from ._gae import compute_gae
 from ._loss import Batch, LossFn, ppo_loss
-from ._optimizer import OptimizerFactory, global_norm, make_optimizer
-from ._rollout import (
-    Rollout,
-    collect_recurrent_rollout,
-    collect_rollout,
-    episode_starts,
-    maybe_normalize,
-    rollout_values,
-)
+from ._optimizer import Elementwise, OptimizerFactory, global_norm, make_optimizer
+from ._params import EpochState, params_view
+from ._rollout import Rollout, collect_rollout, episode_starts, maybe_normalize, rollout_values
 from ._shuffle import epoch_permutations
-from ._state import PPOMetrics, PPORunnerState, PPOTrainState, Transition
+from ._state import PPOMetrics, PPORunnerState, Transition
 
 
 T = TypeVar("T")
 
 
-class FlatTrainState(eqx.Module):
-    """The train state inside the update epochs: parameters and Adam moments as vectors.
-
-    `update_step` flattens the network and its optimizer state once per update and
-    rebuilds both afterwards (`ppo/_flat.py`).
-    """
-
-    params: Float[Array, " n_params"]
-    opt_state: optax.OptState
-    step: Int[Array, ""]
-
-
 class StepStats(eqx.Module):
-    """What one minibatch step reports: the losses and the gradient's norm and variance."""
+    """What one minibatch step reports: the loss with its extras, and the gradient's
+    norm and variance."""
 
-    loss: tuple[Array, tuple[Array, Array, Array]]
+    loss: tuple[Array, PyTree[Array]]
     grad_norm: Float[Array, "*steps"]
     grad_var: Float[Array, "*steps"]
 
 
 def update_minibatch(
-    state: FlatTrainState,
-    unflatten: Callable[[Array], AbstractActorCritic],
+    state: EpochState,
+    network: Callable[[PyTree[Array]], AbstractActorCritic],
     minibatch: Batch,
     hparams: PPOHyperparams,
     *,
     loss: LossFn = ppo_loss,
     optimizer: OptimizerFactory = make_optimizer,
-) -> tuple[FlatTrainState, StepStats]:
-    """One gradient step of `optimizer(hparams)` on `loss` over one minibatch."""
+) -> tuple[EpochState, StepStats]:
+    """One gradient step of `optimizer(hparams)` on `loss` over one minibatch;
+    `network(params)` is the network with `state.params` (a tree or a vector)."""
 
-    def objective(params: Array) -> tuple[Array, tuple[Array, Array, Array]]:
-        return loss(unflatten(params), minibatch, hparams)
+    def objective(params: PyTree[Array]) -> tuple[Array, PyTree[Array]]:
+        return loss(network(params), minibatch, hparams)
 
-    (total, aux), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    (total, extras), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
     with third_party_numpy():  # optax's Adam promotes its int32 step count
         updates, opt_state = optimizer(hparams).update(grads, state.opt_state, state.params)
-    state = FlatTrainState(state.params + cast(Array, updates), opt_state, state.step + 1)
-    return state, StepStats((total, aux), global_norm(grads), fixed_var(grads))
+    params = optax.apply_updates(state.params, updates)
+    stats = StepStats((total, extras), global_norm(grads), fixed_var(ravel_pytree(grads)[0]))
+    return EpochState(params, opt_state, state.step + 1), stats
 
 
 def _run_epoch(
-    state: FlatTrainState,
-    unflatten: Callable[[Array], AbstractActorCritic],
+    state: EpochState,
+    network: Callable[[PyTree[Array]], AbstractActorCritic],
     batch: Batch,
     permutation: Int[Array, " n_used"],
     hparams: PPOHyperparams,
     *,
     minibatch_size: int,
-    step: Callable[..., tuple[FlatTrainState, StepStats]],
-) -> tuple[FlatTrainState, StepStats]:
+    step: Callable[..., tuple[EpochState, StepStats]],
+) -> tuple[EpochState, StepStats]:
     """One epoch: take the batch in `permutation`'s order, step on each minibatch in turn.
 
     `permutation` holds `n_minibatches * minibatch_size` distinct sample indices
@@ -97,19 +82,19 @@ def _run_epoch(
     minibatches = jtu.tree_map(
         lambda x: x[permutation].reshape(n_minibatches, minibatch_size, *x.shape[1:]), batch
     )
-    return jax.lax.scan(lambda st, mb: step(st, unflatten, mb, hparams), state, minibatches)
+    return jax.lax.scan(lambda st, mb: step(st, network, mb, hparams), state, minibatches)
 
 
 def _run_epoch_slots(
-    state: FlatTrainState,
-    unflatten: Callable[[Array], AbstractActorCritic],
+    state: EpochState,
+    network: Callable[[PyTree[Array]], AbstractActorCritic],
     batch: Batch,
     permutations: Int[Array, "epoch_slots n_used"],
     hparams: PPOHyperparams,
     *,
     minibatch_size: int,
-    step: Callable[..., tuple[FlatTrainState, StepStats]],
-) -> tuple[FlatTrainState, StepStats]:
+    step: Callable[..., tuple[EpochState, StepStats]],
+) -> tuple[EpochState, StepStats]:
     """The epochs of one update: the first `hparams.update_epochs` of the slots run.
 
     A slot past the run's epochs leaves the state as it is and reports NaN statistics.
@@ -118,16 +103,16 @@ def _run_epoch_slots(
     for the others (the work `plan_groups` weighs against a compilation).
     """
 
-    def run(st: FlatTrainState, permutation: Array) -> tuple[FlatTrainState, StepStats]:
+    def run(st: EpochState, permutation: Array) -> tuple[EpochState, StepStats]:
         return _run_epoch(
-            st, unflatten, batch, permutation, hparams, minibatch_size=minibatch_size, step=step
+            st, network, batch, permutation, hparams, minibatch_size=minibatch_size, step=step
         )
 
-    def skip(st: FlatTrainState, permutation: Array) -> tuple[FlatTrainState, StepStats]:
+    def skip(st: EpochState, permutation: Array) -> tuple[EpochState, StepStats]:
         shapes = jax.eval_shape(run, st, permutation)[1]
         return st, jtu.tree_map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
 
-    def slot(st: FlatTrainState, inputs: tuple[Array, Array]) -> tuple[FlatTrainState, StepStats]:
+    def slot(st: EpochState, inputs: tuple[Array, Array]) -> tuple[EpochState, StepStats]:
         epoch, permutation = inputs
         return jax.lax.cond(epoch < hparams.update_epochs, run, skip, st, permutation)
 
@@ -149,21 +134,23 @@ def _training_batch(
     value: Float[Array, "n_steps n_envs"],
     advantages: Float[Array, "n_steps n_envs"],
     targets: Float[Array, "n_steps n_envs"],
-    hidden: Float[Array, "n_envs *hidden_shape"] | None,
+    *,
+    sequences: bool,
 ) -> Batch:
     """The rollout as the update's `Batch`, with the observations the update trains on.
 
-    Feed-forward: every transition along one axis. Recurrent (`hidden` given: the hidden
-    states the rollout started from): one sequence per environment, with the steps where
-    the hidden state restarted (after `episode_starts`; never at the first step, whose
-    restart is already in `hidden`).
+    Without memory: every transition along one axis. With memory (`sequences`): one
+    sequence per environment, from the hidden state the rollout started it from, with
+    the steps where the hidden state restarted (after `episode_starts`; never at the
+    first step, whose restart is already in that hidden state).
     """
-    layout = _flatten if hidden is None else _env_major
+    layout = _env_major if sequences else _flatten
     valid = rollout.step.valid
-    starts = None
-    if hidden is not None:
+    hidden = starts = None
+    if sequences:
         ends = episode_starts(rollout.step)
         starts = _env_major(jnp.concatenate([jnp.zeros_like(ends[:1]), ends[:-1]]))
+        hidden = jtu.tree_map(lambda h: h[0], rollout.hidden)
     return Batch(
         obs=layout(obs),
         action=layout(rollout.action),
@@ -175,6 +162,18 @@ def _training_batch(
         hidden=hidden,
         starts=starts,
     )
+
+
+def check_hidden(network: AbstractActorCritic, hidden: PyTree[Array]) -> None:
+    """Raise `ValueError` unless `hidden` has the structure of the network's hidden
+    state (`None` for a network without memory; `init` makes it)."""
+    expected = jtu.tree_structure(network.initial_hidden())
+    if jtu.tree_structure(hidden) != expected:
+        raise ValueError(
+            f"runner_state.hidden has the structure {jtu.tree_structure(hidden)}, but "
+            f"{type(network).__name__} carries {expected} per environment; make the state "
+            "with `init` for this network."
+        )
 
 
 def _select(pred: Bool[Array, ""], new: T, old: T) -> T:
@@ -204,14 +203,15 @@ def update_step(
     `hparams.normalize_observations`); `hparams.update_epochs` epochs of minibatch steps
     (at most the program's `config.update_epochs` slots), each minibatch one step of
     `optimizer(hparams)` on `loss` (PPO's clipped objective and Adam by default; any
-    function of `(network, batch, hparams)` returning `(total, (value_loss,
-    actor_loss, entropy))`, and any factory whose state `init` made with it).
+    function of `(network, batch, hparams)` returning `(total, extras)` with any
+    pytree of extras, and any factory whose state `init` made with it).
 
-    A recurrent network (`AbstractRecurrentActorCritic`) carries each environment's
-    hidden state through the rollout (`runner_state.hidden`, restarted from zeros where
-    an episode begins) and trains on whole sequences: each minibatch holds
-    `config.sequences_per_minibatch(n_envs)` environments' `n_steps` steps, re-run from
-    the hidden states the rollout started from.
+    An agent with memory (a network whose `initial_hidden()` has leaves: a recurrent
+    one) carries each environment's hidden state through the rollout
+    (`runner_state.hidden`, restarted where an episode begins) and trains on whole
+    sequences: each minibatch holds the `n_steps` steps of
+    `config.minibatches(n_envs, sequences=True)`'s environments, re-run from the hidden
+    states the rollout started from. Without memory, minibatches hold transitions.
 
     Divergence guard: if any loss, new parameter, optimizer moment or observation
     statistic is not finite, or a loss or gradient norm passes `hparams.divergence_limit`
@@ -226,30 +226,11 @@ def update_step(
     network, normalizer = train_state.network, runner_state.normalizer_state
     norm_obs = hparams.normalize_observations
 
-    recurrent = isinstance(network, AbstractRecurrentActorCritic)
-    if recurrent:
-        if runner_state.hidden is None:
-            raise ValueError(
-                "A recurrent network needs the runner state's hidden states "
-                "(`runner_state.hidden`, made by `init`)."
-            )
-        (env_state, obs, hidden), rollout = collect_recurrent_rollout(
-            network, normalizer, env, runner_state.env_state, runner_state.obs,
-            runner_state.hidden, rollout_key, config.n_steps, normalize_observations=norm_obs,
-        )  # fmt: skip
-        n_units = env.n_envs  # minibatches of whole sequences
-        minibatch_size = config.sequences_per_minibatch(env.n_envs)
-        n_minibatches = config.n_sequence_minibatches(env.n_envs)
-    else:
-        (env_state, obs), rollout = collect_rollout(
-            network, normalizer, env, runner_state.env_state, runner_state.obs,
-            rollout_key, config.n_steps, normalize_observations=norm_obs,
-        )  # fmt: skip
-        hidden = None
-        n_units = config.batch_size(env.n_envs)  # minibatches of transitions
-        minibatch_size = config.effective_minibatch_size(env.n_envs)
-        n_minibatches = config.n_minibatches(env.n_envs)
-
+    check_hidden(network, runner_state.hidden)
+    (env_state, obs, hidden), rollout = collect_rollout(
+        network, normalizer, env, runner_state.env_state, runner_state.obs,
+        runner_state.hidden, rollout_key, config.n_steps, normalize_observations=norm_obs,
+    )  # fmt: skip
     value, next_value = rollout_values(
         network, normalizer, rollout, normalize_observations=norm_obs
     )
@@ -260,21 +241,22 @@ def update_step(
 
     # The statistics the update trains on; kept only with the update (below).
     new_normalizer = _select(norm_obs, update_normalizer(normalizer, rollout.obs), normalizer)
+    sequences = bool(jtu.tree_leaves(network.initial_hidden()))  # a network with memory
     batch = _training_batch(
         rollout, maybe_normalize(new_normalizer, rollout.obs, norm_obs), value, advantages,
-        targets, runner_state.hidden if recurrent else None,
+        targets, sequences=sequences,
     )  # fmt: skip
+    n_units, per_minibatch, n_minibatches = config.minibatches(env.n_envs, sequences=sequences)
     permutations = epoch_permutations(
-        epochs_key, config.update_epochs, n_units, n_minibatches * minibatch_size,
+        epochs_key, config.update_epochs, n_units, n_minibatches * per_minibatch,
         kernels=kernels_of(network),
     )  # fmt: skip
-    flat_params, unflatten = flatten_network(train_state.network)
-    flat_opt_state, unflatten_opt_state = flatten_opt_state(train_state.opt_state, network)
-    state = FlatTrainState(flat_params, flat_opt_state, train_state.step)
+    state, view = params_view(train_state, vector=isinstance(optimizer, Elementwise))
     step = functools.partial(update_minibatch, loss=loss, optimizer=optimizer)
     state, stats = _run_epoch_slots(
-        state, unflatten, batch, permutations, hparams, minibatch_size=minibatch_size, step=step
-    )
+        state, view.network, batch, permutations, hparams, minibatch_size=per_minibatch,
+        step=step,
+    )  # fmt: skip
 
     # Skipped epoch slots report NaN on purpose; only the epochs that ran are checked.
     # Everything the update produced is checked: the losses, the parameters and the
@@ -288,9 +270,7 @@ def update_step(
     sizes = [jnp.abs(x).max() for x in jtu.tree_leaves(losses)] + [grad_norm.max()]
     healthy = finite & (jnp.stack(sizes).max() <= hparams.divergence_limit)
     keep = healthy & ~runner_state.diverged
-    new_train_state = PPOTrainState(
-        unflatten(state.params), unflatten_opt_state(state.opt_state), state.step
-    )
+    new_train_state = view.train_state(state)
     # A dropped update leaves everything the policy depends on as it was: the network,
     # the optimizer state and the observation statistics.
     train_state = _select(keep, new_train_state, train_state)

@@ -3,6 +3,7 @@ logger (CSV, TensorBoard, W&B) and for the command line's `metrics.csv`."""
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -37,6 +38,26 @@ def _mean(values: np.ndarray) -> float:
         return float(np.nanmean(values))
 
 
+PPO_TERMS = ("value_loss", "actor_loss", "entropy")
+
+
+def loss_terms(extras: Any) -> list[tuple[str, Any]]:
+    """A loss's extra outputs by name: PPO's three terms (`ppo_loss`'s tuple), or each
+    leaf of another loss's pytree named by its path (`loss/kl`, `loss/0`, ...)."""
+    leaves = jax.tree_util.tree_leaves_with_path(extras)
+    if isinstance(extras, tuple) and len(extras) == len(PPO_TERMS) and len(leaves) == 3:
+        return list(zip(PPO_TERMS, extras))
+    return [("loss/" + "/".join(_key_name(k) for k in path), leaf) for path, leaf in leaves]
+
+
+def _key_name(key: Any) -> str:
+    """One step of a pytree path as a name: a dict's key, a sequence's index, a field."""
+    for attr in ("key", "idx", "name"):
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)
+
+
 def evaluation_rows(result: PPOTrainingResult, *, steps: Sequence[int]) -> list[Row]:
     """One row per evaluation of one run's `result` (no member axis: see `member_result`).
 
@@ -58,10 +79,9 @@ def evaluation_rows(result: PPOTrainingResult, *, steps: Sequence[int]) -> list[
             "max_return": round(float(returns.max()), 4),
         }
         if result.metrics is not None:
-            total, (value_loss, actor_loss, entropy) = result.metrics.loss
-            for name, values in (("loss", total), ("value_loss", value_loss),
-                                 ("actor_loss", actor_loss), ("entropy", entropy),
-                                 ("grad_norm", result.metrics.grad_norm)):  # fmt: skip
+            total, extras = result.metrics.loss
+            terms = [("loss", total), *loss_terms(extras), ("grad_norm", result.metrics.grad_norm)]
+            for name, values in terms:
                 row[name] = round(_mean(np.asarray(values)[i]), 6)
         rows.append(row)
     return rows

@@ -1,6 +1,10 @@
-"""Ask-and-tell adapters: random search, Optuna and SMAC3 behind one small interface.
+"""Ask-and-tell searches: random search, Optuna and SMAC3 behind one small interface.
 
-An optimiser asks for `n` trials (a configuration and a budget each), is told each
+(A "search" here is the hyperparameter optimiser `tune` runs, called `optimizer=` there
+and `--optimizer` on the command line as in ARLBench's tooling; the optax optimizer the
+agents train with is `eqxppo.ppo.make_optimizer`.)
+
+A search asks for `n` trials (a configuration and a budget each), is told each
 trial's objective (higher is better) or that it failed, and can be told trials from an
 earlier, interrupted run so that it continues from them. Optuna and SMAC are the
 `autorl` extra.
@@ -28,7 +32,7 @@ from .._extras import require
 from ._spaces import to_optuna
 
 
-OPTIMIZERS = ("random", "optuna", "smac")
+SEARCHES = ("random", "optuna", "smac")
 
 
 class Ask(NamedTuple):
@@ -178,7 +182,7 @@ class SMACSearch:
         return False
 
 
-def make_optimizer(
+def make_search(
     name: str,
     space: ConfigurationSpace,
     *,
@@ -202,4 +206,4 @@ def make_optimizer(
     if name == "smac":
         return SMACSearch(space, budget=budget, n_trials=n_trials, out=out, seed=seed,
                           min_budget=min_budget, eta=eta)  # fmt: skip
-    raise ValueError(f"Unknown optimizer {name!r}; known: {list(OPTIMIZERS)}.")
+    raise ValueError(f"Unknown search {name!r}; known: {list(SEARCHES)}.")
