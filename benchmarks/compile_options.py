@@ -24,7 +24,7 @@ WORKER = textwrap.dedent("""
     import jax.random as jr
     from eqxppo import PPO, make_env
     from eqxppo.ppo import train_population
-    from eqxppo.ppo._programs import compile_all
+    from eqxppo.population._programs import compile_all
 
     level, seeds = int(sys.argv[1]), int(sys.argv[2])
     env = make_env("gymnax", "CartPole-v1", n_envs=8)

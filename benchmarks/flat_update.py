@@ -2,10 +2,12 @@
 
     python benchmarks/flat_update.py [--env CartPole-v1] [--repeats 20]
 
-`update_step` ravels the network and its optimizer state into vectors once per update
-(`ppo/_flat.py`) and runs every minibatch step on them. This times one update's 160
-minibatch steps (10 epochs x 16 minibatches of 64, ARLBench's defaults) both ways, the
-ravel and unravel included on the vector side, and prints microseconds per step.
+For PPO's own optimizer (`Elementwise`), `update_step` ravels the network and its
+optimizer state into vectors once per update (`ppo/_params.py`) and runs every minibatch
+step on them; any other optimizer factory runs on the parameter tree. This times one
+update's 160 minibatch steps (10 epochs x 16 minibatches of 64, ARLBench's defaults)
+both ways with the same transformation, the ravel and unravel included on the vector
+side, and prints microseconds per step.
 """
 
 import argparse
@@ -16,14 +18,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-import optax
 
 from eqxppo import make_env
 from eqxppo.configspaces import parse_hpo_config, parse_nas_config
 from eqxppo.networks import make_network
-from eqxppo.ppo import Batch, make_optimizer, ppo_loss
-from eqxppo.ppo._flat import flatten_network, flatten_opt_state
-from eqxppo.ppo._update import FlatTrainState, update_minibatch
+from eqxppo.ppo import Batch, PPOTrainState, make_optimizer
+from eqxppo.ppo._optimizer import ppo_transformation
+from eqxppo.ppo._params import params_view
+from eqxppo.ppo._update import update_minibatch
 
 
 N_STEPS, MINIBATCH = 160, 64
@@ -45,32 +47,16 @@ def _batches(env, key) -> Batch:
 
 
 @eqx.filter_jit
-def flat_steps(network, opt_state, batches, hparams):
-    vector, unflatten = flatten_network(network)
-    flat_opt, unflatten_opt = flatten_opt_state(opt_state, network)
-    state = FlatTrainState(vector, flat_opt, jnp.zeros((), jnp.int32))
-    state, _ = jax.lax.scan(
-        lambda st, mb: update_minibatch(st, unflatten, mb, hparams),
-        state,
-        batches,
-    )
-    return unflatten(state.params), unflatten_opt(state.opt_state)
-
-
-@eqx.filter_jit
-def tree_steps(network, opt_state, batches, hparams):
-    params, static = eqx.partition(network, eqx.is_inexact_array)
-    tx = make_optimizer(hparams)
-
-    def step(carry, mb):
-        params, opt_state = carry
-        loss = lambda p: ppo_loss(eqx.combine(p, static), mb, hparams)
-        grads = jax.grad(lambda p: loss(p)[0])(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), None
-
-    (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), batches)
-    return eqx.combine(params, static), opt_state
+def steps(network, opt_state, batches, hparams, *, vector: bool):
+    """160 minibatch steps as `update_step` runs them: PPO's optimizer on the raveled
+    vector (`Elementwise`, the default), or the same transformation on the tree (what
+    any other optimizer factory gets)."""
+    optimizer = make_optimizer if vector else ppo_transformation
+    train_state = PPOTrainState(network, opt_state, jnp.zeros((), jnp.int32))
+    state, view = params_view(train_state, vector=vector)
+    step = lambda st, mb: update_minibatch(st, view.network, mb, hparams, optimizer=optimizer)
+    state, _ = jax.lax.scan(step, state, batches)
+    return view.train_state(state)
 
 
 def main() -> None:
@@ -85,11 +71,11 @@ def main() -> None:
     opt_state = make_optimizer(hparams).init(eqx.filter(network, eqx.is_inexact_array))
     batches = _batches(env, jr.key(1))
     row = {"env": args.env, "jax": jax.__version__, "backend": jax.default_backend()}
-    for name, fn in (("flat", flat_steps), ("tree", tree_steps), ("flat_again", flat_steps)):
-        jax.block_until_ready(fn(network, opt_state, batches, hparams))  # compile
+    for name, vector in (("vector", True), ("tree", False), ("vector_again", True)):
+        jax.block_until_ready(steps(network, opt_state, batches, hparams, vector=vector))
         start = time.perf_counter()
         for _ in range(args.repeats):
-            jax.block_until_ready(fn(network, opt_state, batches, hparams))
+            jax.block_until_ready(steps(network, opt_state, batches, hparams, vector=vector))
         row[f"{name}_us_per_step"] = round(
             (time.perf_counter() - start) / args.repeats / N_STEPS * 1e6, 1
         )

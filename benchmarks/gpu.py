@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             try:
                 row = run_row(name, args.smoke, args.seed)
-            except eqxppo.ppo.PopulationTooLarge as error:
+            except eqxppo.population.PopulationTooLarge as error:
                 row = {"row": name, "skipped": str(error)}
             except ImportError as error:  # an environment framework this machine lacks
                 row = {"row": name, "skipped": f"{type(error).__name__}: {error}"}

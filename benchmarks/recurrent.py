@@ -35,7 +35,7 @@ import numpy as np
 
 import eqxppo
 from eqxppo import PPO, make_env
-from eqxppo.ppo import Population
+from eqxppo.population import Population
 
 
 ROOT = Path(__file__).resolve().parent.parent

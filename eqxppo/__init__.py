@@ -10,23 +10,23 @@ from ._compilation_cache import enable_compilation_cache as enable_compilation_c
 from ._cores import OneCPUDeviceWarning as OneCPUDeviceWarning
 from ._cores import cpu_cores as cpu_cores
 from ._cores import use_cpu_cores as use_cpu_cores
+from .agent import PPO as PPO
+from .agent import CheckpointError as CheckpointError
+from .agent import load as load
+from .agent import save as save
 from .configspaces import NetworkConfig as NetworkConfig
 from .configspaces import PPOConfig as PPOConfig
 from .configspaces import PPOHyperparams as PPOHyperparams
 from .envs import make_env as make_env
-from .ppo import PPO as PPO
-from .ppo import CheckpointError as CheckpointError
-from .ppo import Population as Population
-from .ppo import PopulationState as PopulationState
-from .ppo import PopulationTooLarge as PopulationTooLarge
+from .population import Population as Population
+from .population import PopulationState as PopulationState
+from .population import PopulationTooLarge as PopulationTooLarge
 from .ppo import PPOMetrics as PPOMetrics
 from .ppo import PPORunnerState as PPORunnerState
 from .ppo import PPOState as PPOState
 from .ppo import PPOTrainingResult as PPOTrainingResult
 from .ppo import PPOTrainState as PPOTrainState
 from .ppo import Transition as Transition
-from .ppo import load as load
-from .ppo import save as save
 
 
 def _installed_version() -> str:

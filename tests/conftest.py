@@ -10,7 +10,7 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from eqxppo.ppo._programs import PROGRAMS
+from eqxppo.population._programs import PROGRAMS
 
 
 # eqxppo's own code must not lean on implicit promotion of ranks or dtypes (an int32

@@ -15,7 +15,7 @@ from conftest import assert_bitwise_equal
 
 import eqxppo
 from eqxppo import PPO, CheckpointError, make_env
-from eqxppo.ppo import _checkpoint_file
+from eqxppo.agent import _checkpoint_file
 
 
 HPO = {"n_steps": 16, "minibatch_size": 32, "update_epochs": 2, "normalize_observations": True,

@@ -191,7 +191,7 @@ def test_an_internal_error_keeps_its_traceback_and_is_not_status_2(tmp_path):
     # A ValueError from inside training is a bug, not a user mistake.
     code = textwrap.dedent("""
         import sys
-        import eqxppo.ppo._ppo as facade
+        import eqxppo.agent._ppo as facade
         def broken_train(self, *args, **kwargs):
             raise ValueError("internal shape mismatch")
         facade.PPO.train = broken_train

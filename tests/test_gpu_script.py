@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from eqxppo.ppo import updates_per_chunk
+from eqxppo.ppo._update import updates_per_chunk
 
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu.py"

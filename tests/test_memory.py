@@ -3,8 +3,8 @@ import pytest
 from conftest import count_compiles
 
 from eqxppo import PPO, PopulationTooLarge, make_env
-from eqxppo.ppo._memory import tree_bytes
-from eqxppo.ppo._programs import PROGRAMS
+from eqxppo.population._memory import tree_bytes
+from eqxppo.population._programs import PROGRAMS
 
 
 BUDGET = dict(n_total_timesteps=1024, n_eval_steps=2, n_eval_episodes=4)

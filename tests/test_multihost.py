@@ -12,7 +12,7 @@ import jax.random as jr
 import numpy as np
 
 from eqxppo import PPO, make_env
-from eqxppo.ppo import to_host
+from eqxppo.population import to_host
 
 
 CONFIGS = [
@@ -31,7 +31,7 @@ _WORKER = textwrap.dedent(f"""
     jax.distributed.initialize(f"localhost:{{port}}", num_processes=2, process_id=process)
     import jax.random as jr
     from eqxppo import PPO, make_env
-    from eqxppo.ppo import to_host
+    from eqxppo.population import to_host
 
     assert len(jax.devices()) == 2 and len(jax.local_devices()) == 1
     env = make_env("gymnax", "CartPole-v1", n_envs=2)

@@ -4,7 +4,8 @@ import numpy as np
 import optax
 
 from eqxppo.configspaces import parse_hpo_config
-from eqxppo.ppo import clip_by_global_norm, make_optimizer
+from eqxppo.ppo import make_optimizer
+from eqxppo.ppo._optimizer import clip_by_global_norm
 
 
 def test_clip_scales_to_max_norm_and_zero_means_off():

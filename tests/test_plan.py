@@ -5,8 +5,8 @@ import itertools
 import pytest
 
 from eqxppo.configspaces import PPOConfig
-from eqxppo.ppo import GroupingCost, plan_groups
-from eqxppo.ppo._plan import planned_seconds
+from eqxppo.population import GroupingCost, plan_groups
+from eqxppo.population._plan import planned_seconds
 
 
 def _configs(epochs, n_steps=16, minibatch_size=32):

@@ -13,14 +13,10 @@ import pytest
 from conftest import assert_bitwise_equal, count_compiles
 
 from eqxppo import PPO, make_env
-from eqxppo.ppo import (
-    LEARNED_FIELDS,
-    OWN_FIELDS,
-    PopulationState,
-    PPORunnerState,
-    exploit_and_explore,
-)
-from eqxppo.ppo._grouped import bucket_size
+from eqxppo.population import PopulationState, exploit_and_explore
+from eqxppo.population._compile import program_keys
+from eqxppo.population._grouped import bucket_size
+from eqxppo.ppo import PPORunnerState
 
 
 # `compat` marks the tests of JAX APIs whose behaviour moves between releases (vmap,
@@ -403,7 +399,7 @@ STATIC_NAS_CASES = [
 
 @pytest.mark.parametrize(("field", "first", "second"), STATIC_NAS_CASES, ids=lambda x: str(x))
 def test_populations_differing_in_one_static_nas_value_never_share_a_program(field, first, second):
-    # `PROGRAMS` holds a population's train programs by `_program_keys`: two keys that
+    # `PROGRAMS` holds a population's train programs by `program_keys`: two keys that
     # differ are two entries. (Training each would show the same, at a compilation each.)
     name = "Breakout-MinAtar" if field == "cnn_policy" else "CartPole-v1"
     keys = []
@@ -413,7 +409,7 @@ def test_populations_differing_in_one_static_nas_value_never_share_a_program(fie
         env = make_env("gymnax", name, n_envs=4, cnn_policy=cnn)
         pop = PPO.population([SMALL], env, seeds=(0,), nas_config=nas, cnn_policy=cnn)
         options = pop.spec.train_options(**BUDGET)
-        (key,) = pop._program_keys(pop.init(jr.key(0)), options)[0]  # one group
+        (key,) = program_keys(pop.spec, pop.groups, pop.init(jr.key(0)), options)[0]
         hash(key)  # a dict key
         keys.append(key)
     assert keys[0] != keys[1]
@@ -422,8 +418,10 @@ def test_populations_differing_in_one_static_nas_value_never_share_a_program(fie
 def test_the_runner_state_fields_are_each_learned_or_own():
     """PBT copies the learned fields and keeps the own ones: a new field of the runner
     state must be put on one side, or PBT would silently drop or keep it."""
-    assert set(LEARNED_FIELDS) | set(OWN_FIELDS) == set(PPORunnerState._fields)
-    assert not set(LEARNED_FIELDS) & set(OWN_FIELDS)
+    assert set(PPORunnerState.LEARNED_FIELDS) | set(PPORunnerState.OWN_FIELDS) == set(
+        PPORunnerState._fields
+    )
+    assert not set(PPORunnerState.LEARNED_FIELDS) & set(PPORunnerState.OWN_FIELDS)
 
 
 def test_pbt_revives_a_diverged_member_which_then_trains_again(env):

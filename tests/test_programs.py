@@ -8,7 +8,7 @@ import pytest
 from eqxppo.configspaces import NetworkConfig
 from eqxppo.envs import ActionSpec
 from eqxppo.networks import make_network
-from eqxppo.ppo._programs import ProgramCache, compile_all, program_key, signature
+from eqxppo.population._programs import ProgramCache, compile_all, program_key, signature
 
 
 def test_the_cache_keeps_the_most_recently_used_programs():

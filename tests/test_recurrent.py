@@ -15,14 +15,9 @@ from eqxppo import PPO, make_env
 from eqxppo.configspaces import NetworkConfig, parse_hpo_config
 from eqxppo.envs import ActionSpec, EnvStep
 from eqxppo.networks import AbstractRecurrentActorCritic, make_network
-from eqxppo.ppo import (
-    Population,
-    collect_rollout,
-    episode_starts,
-    exploit_and_explore,
-    policy_and_value,
-    rollout_values,
-)
+from eqxppo.population import Population, exploit_and_explore
+from eqxppo.ppo import collect_rollout, policy_and_value, rollout_values
+from eqxppo.ppo._rollout import episode_starts
 from eqxppo.ppo._update import _training_batch
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import jax.random as jr
 import numpy as np
 
-from ..ppo import PPO, load
+from ..agent import PPO, load
 from ._common import CHECKPOINT, DIVERGED, UserError, user_input
 
 

@@ -28,9 +28,9 @@ import numpy as np
 
 from .._extras import MissingExtraError, require
 from .._lock import folder_lock
+from ..agent import PPO
 from ..configspaces import HPO_KEYS
 from ..envs import make_env
-from ..ppo import PPO
 from ..sweeps import (
     FailedTask,
     SweepTask,

@@ -34,9 +34,10 @@ import jax.random as jr
 
 from .._atomic import write_text
 from .._lock import folder_lock
+from ..agent import PPO, load, save
 from ..configspaces import get_default_nas_config, hpo_config_to_dict
 from ..envs import make_env
-from ..ppo import PPO, PPOState, PPOTrainingResult, load, save
+from ..ppo import PPOState, PPOTrainingResult
 from ..tracking import AbstractRun, evaluation_rows, final_metrics, log_rows
 from ._common import (
     CHECKPOINT,

@@ -17,8 +17,6 @@ from ._searches import OptunaSearch as OptunaSearch
 from ._searches import RandomSearch as RandomSearch
 from ._searches import SMACSearch as SMACSearch
 from ._searches import make_search as make_search
-from ._spaces import to_gymnasium as to_gymnasium
-from ._spaces import to_optuna as to_optuna
 from ._tune import StudyMismatch as StudyMismatch
 from ._tune import Trial as Trial
 from ._tune import incumbent as incumbent

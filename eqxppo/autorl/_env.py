@@ -36,7 +36,8 @@ from ConfigSpace import Configuration, ConfigurationSpace
 
 from .._counts import as_count, budget_or_defaults
 from .._extras import require
-from ..ppo import PPO, PPOState, PPOTrainingResult, load, save
+from ..agent import PPO, load, save
+from ..ppo import PPOState, PPOTrainingResult
 from . import _config
 from ._spaces import to_gymnasium
 

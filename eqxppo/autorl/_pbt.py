@@ -60,7 +60,8 @@ from .._atomic import write_text
 from .._counts import Count, as_count, check_budget
 from .._csv import write_csv
 from .._lock import folder_lock
-from ..ppo import LEARNED_FIELDS, Population, PopulationState, PPORunnerState
+from ..population import Population, PopulationState
+from ..ppo import PPORunnerState
 from . import _config
 from ._tune import FAILED, Trial, check_study, read_trials, trial_status
 
@@ -121,10 +122,11 @@ def loaded(
     members: Sequence[PPORunnerState], src: Sequence[int], n_seeds: int
 ) -> list[PPORunnerState]:
     """Member `(i, j)` (configuration `i`, seed `j`, configuration-major) with what member
-    `(src[i], j)` learned (`LEARNED_FIELDS`) and its own environments, key and steps."""
+    `(src[i], j)` learned (`PPORunnerState.LEARNED_FIELDS`) and its own environments, key
+    and steps."""
     return [
         members[i * n_seeds + j]._replace(
-            **{f: getattr(members[s * n_seeds + j], f) for f in LEARNED_FIELDS}
+            **{f: getattr(members[s * n_seeds + j], f) for f in PPORunnerState.LEARNED_FIELDS}
         )
         for i, s in enumerate(src)
         for j in range(n_seeds)
@@ -214,7 +216,7 @@ def _save(
 ) -> None:
     """Checkpoint every member, then point `state.json` at them (written last and
     atomically: a kill leaves the previous iteration's checkpoint whole)."""
-    from ..ppo import PPO, save
+    from ..agent import PPO, save
 
     folder = out / _STATE / f"iteration_{loop['iteration']}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -229,7 +231,7 @@ def _save(
 
 def _restore(out: Path) -> tuple[dict[str, Any], list[PPORunnerState]] | None:
     """The last checkpoint's loop state and member states, if any."""
-    from ..ppo import load
+    from ..agent import load
 
     path = out / _STATE / "state.json"
     if not path.exists():

@@ -27,7 +27,8 @@ import numpy as np
 from ConfigSpace import Configuration, ConfigurationSpace
 
 from .._counts import as_count, budget_or_defaults
-from ..ppo import PPO, Population, PopulationState
+from ..agent import PPO
+from ..population import Population, PopulationState
 from . import _config
 from ._env import grad_info, observation_space, train_info_df
 

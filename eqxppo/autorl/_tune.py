@@ -50,7 +50,9 @@ from .._atomic import write_text
 from .._counts import Count, as_count, check_budget
 from .._lock import folder_lock
 from .._settings import as_recorded, differences
-from ..ppo import PPO, Population, PPORunnerState
+from ..agent import PPO
+from ..population import Population
+from ..ppo import PPORunnerState
 from . import _config
 from ._searches import Ask, make_search
 

@@ -1,12 +1,10 @@
 """ConfigSpace search spaces for PPO (HPO and NAS) and their conversion to typed config."""
 
-from ._config import ACTIVATIONS as ACTIVATIONS
 from ._config import CONTINUOUS_KEYS as CONTINUOUS_KEYS
 from ._config import DEFAULT_DIVERGENCE_LIMIT as DEFAULT_DIVERGENCE_LIMIT
 from ._config import GUARD_KEYS as GUARD_KEYS
 from ._config import HPO_KEYS as HPO_KEYS
 from ._config import NAS_KEYS as NAS_KEYS
-from ._config import RECURRENT_CORES as RECURRENT_CORES
 from ._config import Activation as Activation
 from ._config import NetworkConfig as NetworkConfig
 from ._config import PPOConfig as PPOConfig
@@ -24,9 +22,5 @@ from ._files import search_space_to_yaml as search_space_to_yaml
 from ._hpo import SEARCH_SPACES as SEARCH_SPACES
 from ._hpo import get_default_hpo_config as get_default_hpo_config
 from ._hpo import get_hpo_config_space as get_hpo_config_space
-from ._hpo import get_ppo_atari_config_space as get_ppo_atari_config_space
-from ._hpo import get_ppo_cc_config_space as get_ppo_cc_config_space
-from ._hpo import get_ppo_minigrid_config_space as get_ppo_minigrid_config_space
-from ._hpo import get_ppo_mujoco_config_space as get_ppo_mujoco_config_space
 from ._nas import get_default_nas_config as get_default_nas_config
 from ._nas import get_nas_config_space as get_nas_config_space

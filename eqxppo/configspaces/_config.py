@@ -52,7 +52,7 @@ class PPOConfig(eqx.Module):
 
     `update_epochs` is the number of epoch slots the program holds; a run takes
     `hparams.update_epochs` of them (equal for a single agent; a population may run
-    members with fewer epochs in one program, see `eqxppo.ppo.plan_groups`).
+    members with fewer epochs in one program, see `eqxppo.population.plan_groups`).
     `minibatch_size` is the requested size. The batch of one update is
     `n_envs * n_steps` transitions; `minibatches` says how it is cut (the request
     clamped to the batch, whole environment sequences for an agent with memory), and

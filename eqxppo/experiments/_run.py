@@ -34,9 +34,11 @@ from .._counts import budget_or_defaults
 from .._csv import write_csv
 from .._lock import folder_lock
 from .._settings import as_recorded, differences
+from ..agent import PPO, save
 from ..autorl import Trial, agent_options, incumbent, make_envs, pbt, read_trials, tune
 from ..configspaces import HPO_KEYS, parse_search_space
-from ..ppo import PPO, Population, PPOTrainingResult, save
+from ..population import Population
+from ..ppo import PPOTrainingResult
 from ..tracking import (
     AbstractLogger,
     evaluation_rows,

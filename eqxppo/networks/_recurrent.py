@@ -81,11 +81,6 @@ class AbstractRecurrentActorCritic(AbstractActorCritic):
         return jax.lax.scan(one, hidden, (obs, starts))[1]
 
 
-def is_recurrent(network: AbstractActorCritic) -> bool:
-    """Whether `network` carries a hidden state from step to step."""
-    return isinstance(network, AbstractRecurrentActorCritic)
-
-
 class RecurrentActorCritic(AbstractRecurrentActorCritic):
     """Encoder, recurrent core and two heads, as PureJaxRL's `ppo_rnn` and
     XLand-MiniGrid's baselines build them.

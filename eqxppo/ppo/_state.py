@@ -79,9 +79,10 @@ class PPORunnerState(NamedTuple):
     counts vectorised steps). `hparams` holds the continuous hyperparameters this state
     trains with, so a checkpoint or a population member carries its own. `diverged` is
     set once an update produced a non-finite loss or parameter; the network then stays
-    at its last finite value (see `update_step`). `hidden` is a recurrent network's
-    hidden state per environment, `(n_envs, *network.hidden_shape)`, before `obs` (zeros
-    where an episode begins); `None` for a feed-forward network.
+    at its last finite value (see `update_step`). `hidden` is the network's hidden state
+    per environment before `obs` (`(n_envs, *network.hidden_shape)` for a recurrent
+    network, its initial state where an episode begins); `None` for a network without
+    memory.
     """
 
     rng: PRNGKeyArray
@@ -92,17 +93,16 @@ class PPORunnerState(NamedTuple):
     global_step: Int[Array, ""]
     hparams: PPOHyperparams
     diverged: Bool[Array, ""]
-    hidden: Float[Array, "n_envs *hidden_shape"] | None = None
+    hidden: PyTree[Array] = None
 
-
-# How a `PPORunnerState`'s fields divide between what a run has learned (the policy,
-# everything it depends on, and the flag that says whether it still learns) and what is
-# the run's own (its randomness, its environments with the hidden states of their
-# episodes so far, and its step count). PBT copies the
-# learned fields from one member to another and nothing else; a new field must be put on
-# one side (`tests/test_population.py` checks that both cover every field).
-LEARNED_FIELDS = ("train_state", "normalizer_state", "hparams", "diverged")
-OWN_FIELDS = ("rng", "env_state", "obs", "global_step", "hidden")
+    # How the fields divide between what a run has learned (the policy, everything it
+    # depends on, and the flag that says whether it still learns) and what is the run's
+    # own (its randomness, its environments with the hidden states of their episodes so
+    # far, and its step count). PBT copies the learned fields from one member to another
+    # and nothing else; a new field must be put on one side (`tests/test_population.py`
+    # checks that both cover every field). Class attributes, not fields.
+    LEARNED_FIELDS = ("train_state", "normalizer_state", "hparams", "diverged")
+    OWN_FIELDS = ("rng", "env_state", "obs", "global_step", "hidden")
 
 
 class PPOState(NamedTuple):

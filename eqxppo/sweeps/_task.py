@@ -21,9 +21,10 @@ import numpy as np
 
 from .._compilation_cache import cache_stats, enable_compilation_cache
 from .._counts import Count, as_count
+from ..agent import PPO, save
 from ..configspaces import parse_hpo_config
 from ..envs import make_env
-from ..ppo import PPO, plan_groups, save
+from ..population import plan_groups
 from ..tracking import Row, evaluation_rows, member_result
 
 

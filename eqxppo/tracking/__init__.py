@@ -10,7 +10,6 @@ from ._log import log_run as log_run
 from ._log import log_training as log_training
 from ._log import log_trials as log_trials
 from ._log import member_name as member_name
-from ._log import tagged as tagged
 from ._logger import AbstractLogger as AbstractLogger
 from ._logger import AbstractRun as AbstractRun
 from ._logger import CSVLogger as CSVLogger

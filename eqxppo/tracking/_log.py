@@ -6,9 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from ..agent import PPO
 from ..autorl import Trial
 from ..configspaces import hpo_config_to_dict
-from ..ppo import PPO, Population, PopulationState, PPOTrainingResult
+from ..population import Population, PopulationState
+from ..ppo import PPOTrainingResult
 from ._logger import AbstractLogger, AbstractRun
 from ._rows import TAGS, evaluation_rows, evaluation_steps, member_result
 

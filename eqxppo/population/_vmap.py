@@ -13,10 +13,15 @@ from jaxtyping import Array, Key, jaxtyped
 
 from ..configspaces import NetworkConfig, PPOConfig, PPOHyperparams
 from ..envs import AbstractEnvironment
-from ._init import init, resolve_kernels
-from ._optimizer import OptimizerFactory, make_optimizer
-from ._state import PPORunnerState, PPOState, PPOTrainingResult
-from ._train import train
+from ..ppo import (
+    OptimizerFactory,
+    PPORunnerState,
+    PPOState,
+    PPOTrainingResult,
+    init,
+    make_optimizer,
+    train,
+)
 
 
 def init_population(
@@ -41,7 +46,7 @@ def init_population(
     equals `init(keys[i], env, network_config, hparams[i], optimizer=optimizer)`.
     """
     # The kernels are chosen here, outside the trace (`init` would choose them inside).
-    return _init_population(keys, env, resolve_kernels(network_config), hparams, optimizer)
+    return _init_population(keys, env, network_config.resolved(), hparams, optimizer)
 
 
 @eqx.filter_jit

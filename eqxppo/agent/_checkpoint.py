@@ -19,10 +19,9 @@ from jaxtyping import Array, PRNGKeyArray
 
 from ..configspaces import PPOConfig, PPOHyperparams, get_default_nas_config, hpo_config_to_dict
 from ..envs import AbstractEnvironment
+from ..ppo import AgentSpec, PPOState
 from ._checkpoint_file import CheckpointError, open_checkpoint, read_state, write_checkpoint
 from ._ppo import PPO
-from ._spec import AgentSpec
-from ._state import PPOState
 
 
 @eqx.filter_jit

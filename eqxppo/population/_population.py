@@ -9,10 +9,9 @@ compilation, its member axis sharded over the devices (padded with copies of its
 member when the device count does not divide it). Results come back in member order.
 """
 
-import functools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, cast
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import equinox as eqx
 import jax.random as jr
@@ -21,7 +20,6 @@ from ConfigSpace import Configuration
 from jax.typing import ArrayLike
 from jaxtyping import PRNGKeyArray
 
-from .. import _xla_cpu
 from .._cores import warn_one_cpu_device
 from .._counts import Count, as_count
 from ..configspaces import (
@@ -33,38 +31,17 @@ from ..configspaces import (
     parse_hpo_config,
 )
 from ..envs import AbstractEnvironment
-from ..networks import kernels_of
-from ._grouped import GroupedMembers
-from ._memory import check_fits, free_bytes, member_bytes, tree_bytes
+from ..ppo import AgentSpec, PPORunnerState, PPOState, PPOTrainingResult
+from ._compile import Program, compile_groups, group_member_bytes
+from ._grouped import GroupedMembers, PopulationGroup, PopulationState
+from ._memory import tree_bytes
 from ._pbt import exploit_and_explore
 from ._plan import GroupingCost, plan_groups
-from ._population import init_population, train_population
-from ._programs import PROGRAMS, compile_all, env_key, program_key
 from ._sharding import member_mesh
-from ._spec import AgentSpec
-from ._state import PPORunnerState, PPOState, PPOTrainingResult
+from ._vmap import init_population
 
 
 _HPARAM_NAMES = CONTINUOUS_KEYS
-
-
-class PopulationGroup(NamedTuple):
-    """Members sharing one compiled program: its config (epoch slots: the largest
-    member's `update_epochs`), their member indices, and the padded member count."""
-
-    config: PPOConfig
-    members: tuple[int, ...]
-    n_padded: int
-
-
-class PopulationState(NamedTuple):
-    """One stacked `PPORunnerState` per group, in the order of `Population.groups`."""
-
-    groups: tuple[PPORunnerState, ...]
-
-
-def _is_env(value: Any) -> bool:
-    return isinstance(value, AbstractEnvironment)
 
 
 class Population:
@@ -87,7 +64,7 @@ class Population:
       (one XLA:CPU compilation keeps about two busy).
     - `planned_timesteps`: the budget the members will train for; with it, groups that
       differ only in `update_epochs` merge where `grouping_cost` says the masked epochs
-      are cheaper than a compilation (`eqxppo.ppo.plan_groups`). `None`: one group per
+      are cheaper than a compilation (`eqxppo.population.plan_groups`). `None`: one group per
       distinct static structure.
     - `device_memory`: bytes a device may give one group's program (for CPU devices,
       all of them together: they share the host's memory); default what it has free
@@ -152,7 +129,6 @@ class Population:
         self.device_memory = (
             None if device_memory is None else as_count("device_memory", device_memory, low=1)
         )
-        self._env_keys = (env_key(self.spec.env), env_key(self.spec.eval_env))
 
     @property
     def n_members(self) -> int:
@@ -211,7 +187,7 @@ class Population:
         n_total_timesteps: Count = 1_000_000,
         n_eval_steps: Count = 10,
         n_eval_episodes: Count = 10,
-    ) -> list[Callable[[PPORunnerState], tuple[PPORunnerState, PPOTrainingResult]]]:
+    ) -> list[Program]:
         """Compile every group's train program for this budget, `compile_workers` at once.
 
         `train` calls this first, so explicit use is only needed to compile ahead (and
@@ -231,102 +207,20 @@ class Population:
         """
         self._check_state(state)
         options = self.spec.train_options(n_total_timesteps, n_eval_steps, n_eval_episodes)
-        keys, compiler_options = self._program_keys(state, options)
-        programs = [PROGRAMS.get(key) for key in keys]
-        missing = [g for g, program in enumerate(programs) if program is None]
-        for g in missing:  # before minutes of compilation, not after them
-            self._check_memory(g, state.groups[g])
-        lowerings = [
-            functools.partial(
-                cast(Any, train_population).lower,  # eqx.filter_jit's AOT entry
-                state.groups[g], self.spec.env, self.groups[g].config, **options,
-            )
-            for g in missing
-        ]  # fmt: skip
-        compiled = compile_all(lowerings, self.compile_workers, compiler_options=compiler_options)
-        for g, program in zip(missing, compiled):
-            PROGRAMS.put(keys[g], program, keep_alive=(self.spec.env, self.spec.eval_env))
-            programs[g] = program
-
-        def run(g: int, program: Any) -> Any:
-            def call(runner_states: PPORunnerState):
-                new_states, result = program(
-                    runner_states, self.spec.env, self.groups[g].config, **options
-                )
-                return new_states, self.layout.real_rows(g, result)
-
-            return call
-
-        return [run(g, program) for g, program in enumerate(programs)]
-
-    def _program_keys(
-        self, state: PopulationState, options: Mapping[str, Any]
-    ) -> tuple[list[Any], dict[str, Any]]:
-        """Each group's key in `PROGRAMS` for these train options, and the compiler's
-        options. Everything a program is lowered for, by value (`program_key`): the
-        state (structure, the network's activation and kernels, shapes, placement), the
-        group's config, the environments (by the arguments that rebuild them, see
-        `env_key`), the options and the compiler's options."""
-        plain = {k: v for k, v in options.items() if not _is_env(v)}
-        kernels: list[_xla_cpu.Kernels] = [
-            kernels_of(rs.train_state.network) for rs in state.groups
-        ]
-        if len(set(kernels)) != 1:
-            raise ValueError(f"A population's networks use one kind of kernels, got {kernels}.")
-        compiler_options = _xla_cpu.compiler_options(kernels[0])
-        keys = [
-            program_key(
-                "train_population", runner_states, static=(self._env_keys, group.config),
-                options=plain, compiler_options=compiler_options,
-            )
-            for group, runner_states in zip(self.groups, state.groups)
-        ]  # fmt: skip
-        return keys, compiler_options
+        return compile_groups(
+            self.spec, self.groups, self.layout, state, options,
+            workers=self.compile_workers, device_memory=self.device_memory,
+        )  # fmt: skip
 
     def memory_estimate(self, state: PopulationState) -> list[int]:
         """Bytes per member of each group's train program, by eqxppo's memory model
-        (`eqxppo.ppo._memory`: the member's state, what one update holds per
+        (`eqxppo.population._memory`: the member's state, what one update holds per
         environment step, and the evaluation's observations)."""
         self._check_state(state)
-        return [self._member_bytes(g, rs, tree_bytes(rs)) for g, rs in enumerate(state.groups)]
-
-    def _check_memory(self, g: int, runner_states: PPORunnerState) -> None:
-        """`PopulationTooLarge` when group `g`'s program would not fit its devices."""
-        mesh = self.layout.meshes[g]
-        device = mesh.devices.flat[0]
-        # CPU devices share the host's memory: their members count together.
-        shared = device.platform == "cpu"
-        n_devices = 1 if shared else mesh.size
-        state_bytes = tree_bytes(runner_states)
-        if self.device_memory is not None:
-            budget = self.device_memory
-        else:
-            free = free_bytes(device)
-            if free is None:  # a backend that reports nothing: nothing to check against
-                return
-            # The group's states are allocated already and part of the estimate.
-            budget = free + state_bytes // n_devices
-        check_fits(
-            what=f"Group {g} of the population ({len(self.groups[g].members)} members on "
-            f"{mesh.size} {device.platform} device(s))",
-            per_member=self._member_bytes(g, runner_states, state_bytes),
-            members=self.groups[g].n_padded // n_devices,
-            budget=budget,
-            where="in the host's memory" if shared else "per device",
-        )
-
-    def _member_bytes(self, g: int, runner_states: PPORunnerState, state_bytes: int) -> int:
-        """The model's bytes per member of group `g`, from its stacked state (padding
-        rows included) and that state's bytes."""
-        hidden = runner_states.hidden  # (members, n_envs, *hidden_shape) when recurrent
-        return member_bytes(
-            state_bytes=state_bytes // self.groups[g].n_padded,
-            env=self.spec.env,
-            eval_env=self.spec.eval_env,
-            n_steps=self.groups[g].config.n_steps,
-            hidden_size=self.spec.network_config.hidden_size,
-            recurrent_size=0 if hidden is None else math.prod(hidden.shape[2:]),
-        )
+        return [
+            group_member_bytes(self.spec, group, rs, tree_bytes(rs))
+            for group, rs in zip(self.groups, state.groups)
+        ]
 
     def state_from_members(self, runner_states: Sequence[PPORunnerState]) -> PopulationState:
         """A state in which member `m` continues from `runner_states[m]` (one agent's
@@ -423,7 +317,7 @@ class Population:
         fraction: float = 0.25,
         factors: tuple[float, float] = (0.8, 1.25),
     ) -> PopulationState:
-        """One PBT step in each group (see `eqxppo.ppo.exploit_and_explore`).
+        """One PBT step in each group (see `eqxppo.population.exploit_and_explore`).
 
         In each group the worst `fraction` of the members copy a member of the best
         `fraction` and perturb their continuous hyperparameters by `factors`. Weights

@@ -12,7 +12,7 @@ hyperparameters, divergence flags, PBT, member states) gather and scatter throug
 """
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import equinox as eqx
 import jax
@@ -21,10 +21,27 @@ import numpy as np
 from jax.sharding import Mesh
 from jaxtyping import Array
 
+from ..configspaces import PPOConfig
+from ..ppo import PPORunnerState
 from ._sharding import pad_members, padded_size, shard_members, to_host
 
 
 T = TypeVar("T")
+
+
+class PopulationGroup(NamedTuple):
+    """Members sharing one compiled program: its config (epoch slots: the largest
+    member's `update_epochs`), their member indices, and the padded member count."""
+
+    config: PPOConfig
+    members: tuple[int, ...]
+    n_padded: int
+
+
+class PopulationState(NamedTuple):
+    """One stacked `PPORunnerState` per group, in the order of `Population.groups`."""
+
+    groups: tuple[PPORunnerState, ...]
 
 
 def _stack(trees: Sequence[Any]) -> Any:

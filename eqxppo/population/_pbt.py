@@ -8,7 +8,7 @@ from beartype import beartype
 from jaxtyping import Array, Float, PRNGKeyArray, jaxtyped
 
 from ..configspaces import CONTINUOUS_KEYS, PPOHyperparams
-from ._state import LEARNED_FIELDS, PPORunnerState
+from ..ppo import PPORunnerState
 
 
 _NAMES = CONTINUOUS_KEYS
@@ -44,14 +44,14 @@ def exploit_and_explore(
     """Replace the `n_worst` lowest-scoring members by perturbed copies of good ones.
 
     Each replaced member copies what a member drawn uniformly from the `n_best`
-    highest-scoring ones (default `n_worst`) has learned (`LEARNED_FIELDS`: network,
+    highest-scoring ones (default `n_worst`) has learned (`PPORunnerState.LEARNED_FIELDS`: network,
     optimizer state, observation statistics, hyperparameters and the `diverged` flag, so
     a diverged member revived by a finite copy trains again) and multiplies each
     continuous hyperparameter by a factor drawn from `factors` (`gamma` and
     `gae_lambda`: their distance to 1, clipped to [0, 1]). It keeps its own
-    (`OWN_FIELDS`): key, environments (with a recurrent agent's hidden states, the memory
-    of those environments' episodes) and step count, so copies do not retrace their
-    source.
+    (`PPORunnerState.OWN_FIELDS`): key, environments (with a recurrent agent's hidden
+    states, the memory of those environments' episodes) and step count, so copies do not
+    retrace their source.
     Indices and factors are traced: repeated calls never recompile.
 
     **Arguments:**
@@ -80,7 +80,7 @@ def exploit_and_explore(
         arrays, static = eqx.partition(tree, eqx.is_array)
         return eqx.combine(jax.tree.map(lambda x: x[src], arrays), static)
 
-    learned = {name: take(getattr(runner_states, name)) for name in LEARNED_FIELDS}
+    learned = {name: take(getattr(runner_states, name)) for name in PPORunnerState.LEARNED_FIELDS}
     draws = jr.choice(factor_key, jnp.asarray(factors, jnp.float32), (n, len(_NAMES)))
     learned["hparams"] = _perturb(learned["hparams"], jnp.where(replaced[:, None], draws, 1.0))
     return runner_states._replace(**learned)

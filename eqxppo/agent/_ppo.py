@@ -15,15 +15,22 @@ from .._counts import Count, as_count
 from ..configspaces import NetworkConfig, parse_hpo_config
 from ..envs import AbstractEnvironment
 from ..networks import AbstractActorCritic, make_network
-from ._evaluate import evaluate
-from ._init import init
-from ._loss import LossFn, ppo_loss
-from ._optimizer import OptimizerFactory, make_optimizer
-from ._population_facade import Population, PopulationState
-from ._predict import predict, predict_recurrent
-from ._spec import AgentSpec
-from ._state import PPORunnerState, PPOState, PPOTrainingResult
-from ._train import train
+from ..population import Population, PopulationState
+from ..ppo import (
+    AgentSpec,
+    LossFn,
+    OptimizerFactory,
+    PPORunnerState,
+    PPOState,
+    PPOTrainingResult,
+    evaluate,
+    init,
+    make_optimizer,
+    ppo_loss,
+    predict,
+    predict_recurrent,
+    train,
+)
 
 
 _evaluate = eqx.filter_jit(evaluate)
