@@ -1,7 +1,11 @@
 """The public API as a user's IDE sees it; `nox -s typecheck` runs pyright on this file."""
 
+from collections.abc import Hashable
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optax
 from jaxtyping import Array, Float
 
 import eqxppo
@@ -21,8 +25,10 @@ from eqxppo.networks import AbstractActorCritic
 from eqxppo.ppo import (
     Batch,
     LossFn,
+    OptimizerFactory,
     compute_gae,
     init,
+    make_optimizer,
     policy_and_value,
     ppo_loss,
     predict,
@@ -80,6 +86,32 @@ def a_custom_loss() -> PPORunnerState:
     runner_state, _ = init(jax.random.key(0), env, parse_nas_config(None), hparams)
     runner_state, _ = train(runner_state, env, config, n_total_timesteps=1_000, loss=custom)
     return runner_state
+
+
+def an_optimizer_on_the_parameter_tree() -> PPOState:
+    """`PPO(optimizer=...)`: optax sees the network's parameter tree, so a
+    `multi_transform` can freeze the critic while PPO's optimizer trains the actor."""
+
+    def labels(params: AbstractActorCritic) -> AbstractActorCritic:
+        train_all = jax.tree.map(lambda _: "train", params)
+        return eqx.tree_at(
+            lambda p: p.critic,  # pyright: ignore[reportAttributeAccessIssue]
+            train_all,
+            replace_fn=lambda critic: jax.tree.map(lambda _: "freeze", critic),
+        )
+
+    def actor_only(hparams: PPOHyperparams) -> optax.GradientTransformation:
+        transforms: dict[Hashable, optax.GradientTransformation] = {
+            "train": make_optimizer(hparams),
+            "freeze": optax.set_to_zero(),
+        }
+        return optax.multi_transform(transforms, labels)
+
+    factory: OptimizerFactory = actor_only
+    env = make_env("gymnax", "CartPole-v1", n_envs=4)
+    agent = PPO({"n_steps": 16}, env, optimizer=factory)
+    state, _ = agent.train(*agent.init(jax.random.key(0)), n_total_timesteps=1_000)
+    return state
 
 
 def recurrent_agent() -> tuple[Array, Float[Array, "n_envs hidden"]]:

@@ -157,14 +157,15 @@ def _study(cfg: Any, sweeper: str, overrides: Sequence[str], out: Path) -> Study
     # Hypersweeper's round: `max_parallelization` (default 0.1) of the trials, at most
     # `job_array_size_limit` (default 100) jobs, divided among the seeds.
     fraction = float(kwargs.get("max_parallelization", 0.1))
-    jobs = min(int(kwargs.get("job_array_size_limit", 100)), max(1, int(fraction * n_trials)))
+    limit = as_count("job_array_size_limit", kwargs.get("job_array_size_limit", 100), 1)
+    jobs = min(limit, max(1, int(fraction * n_trials)))
     parallel = max(1, jobs // len(seeds))
     return Study(
         optimizer=optimizer,
         n_trials=n_trials,
         max_budget=as_count("max_budget", max_budget, 1),
         min_budget=None if min_budget is None else as_count("min_budget", min_budget, 1),
-        eta=int(intensifier.get("eta", 3)),
+        eta=as_count("eta", intensifier.get("eta", 3), 2),
         seeds=tuple(as_count("seed", s) for s in seeds),
         seed=as_count("seed", seed),
         search_space=space,
