@@ -124,9 +124,11 @@ def load(path: str | os.PathLike, agent: PPO | None = None) -> tuple[PPO, PPOSta
         # The file holds everything but the environments (their state lives outside JAX):
         # fresh ones, reset with a key folded from the run's, so the run's own key and
         # everything else continue exactly.
-        # New episodes: a recurrent agent's hidden states start again from zeros.
+        # New episodes: every environment's hidden state starts again from the network's
+        # initial one (zeros for a recurrent core; `None`, no memory, stays `None`).
         env_state, obs = _reset(agent.env, jr.fold_in(runner_state.rng, 2))
-        hidden = runner_state.hidden
-        hidden = None if hidden is None else jnp.zeros_like(hidden)
+        initial = runner_state.train_state.network.initial_hidden()
+        fresh = lambda h, z: jnp.broadcast_to(z, h.shape)
+        hidden = jax.tree.map(fresh, runner_state.hidden, initial)
         runner_state = runner_state._replace(env_state=env_state, obs=obs, hidden=hidden)
     return agent, PPOState(runner_state=runner_state, buffer_state=None)

@@ -63,8 +63,8 @@ class AbstractRecurrentActorCritic(AbstractActorCritic):
         obs: Float[Array, "batch *obs_shape"],
         hidden: Float[Array, "batch *hidden_shape"] | None = None,
     ) -> tuple[AbstractDistribution, Float[Array, " batch"]]:
-        if hidden is None:
-            return jax.vmap(self)(obs)
+        if hidden is None:  # each observation an episode's first
+            return super().forward_batch(obs)
         return jax.vmap(lambda h, o: self.step(h, o)[1:])(hidden, obs)
 
     def sequence(
